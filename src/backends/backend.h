@@ -1,0 +1,75 @@
+/* One interface for every storage backend (spec §23.1), curl-style table of
+ * operations.  Object names are the 64-hex IDs (or "config"); each backend
+ * maps (type, name) to its own layout. */
+#ifndef CRESTIC_BACKENDS_BACKEND_H
+#define CRESTIC_BACKENDS_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+
+typedef enum {
+    CR_FILE_CONFIG,
+    CR_FILE_KEY,
+    CR_FILE_PACK,
+    CR_FILE_INDEX,
+    CR_FILE_SNAPSHOT,
+    CR_FILE_LOCK,
+    CR_FILE_NTYPES
+} cr_filetype;
+
+/* Directory name of a type in restic's layout: "keys", "data", ... ("" for config). */
+const char *cr_filetype_dir(cr_filetype t);
+
+typedef struct cr_backend cr_backend;
+
+/* Called once per object by list(); a non-zero return stops the listing and
+ * is returned by list(). */
+typedef int (*cr_list_cb)(void *ud, const char *name, uint64_t size);
+
+typedef struct {
+    const char *scheme; /* "local", "sftp", "rest", ... */
+    /* Open an existing location (does not check that a repository exists). */
+    int (*open)(const char *location, cr_backend **out);
+    /* Create the layout for a new repository. */
+    int (*create)(const char *location, cr_backend **out);
+    void (*close)(cr_backend *b);
+
+    /* Size of an object; -ENOENT if absent. */
+    int (*stat)(cr_backend *b, cr_filetype t, const char *name, uint64_t *size);
+    /* Read [off, off+len) into out (replacing its contents); len == 0 means to
+     * the end.  A short object is an error (-EIO with a message); absent is -ENOENT. */
+    int (*load)(cr_backend *b, cr_filetype t, const char *name, uint64_t off, uint64_t len, cr_buf *out);
+    /* Atomic create: nobody ever sees a partial object under its final name. */
+    int (*save)(cr_backend *b, cr_filetype t, const char *name, const void *data, size_t n);
+    /* Delete; absent counts as success. */
+    int (*remove)(cr_backend *b, cr_filetype t, const char *name);
+    /* Every object of a type, with its size.  Missing folders list as empty;
+     * names that are not 64 lower-case hex (temporary files) are skipped. */
+    int (*list)(cr_backend *b, cr_filetype t, cr_list_cb cb, void *ud);
+} cr_backend_ops;
+
+struct cr_backend {
+    const cr_backend_ops *ops;
+    char *location; /* as given, for messages */
+    unsigned connections; /* parallel requests worth making */
+};
+
+/* Pick the backend for a repository string ("/path", "local:path", "rest:...",
+ * ...) and open or create it.  Unknown schemes: CR_E_USAGE. */
+int cr_backend_open(const char *location, cr_backend **out);
+int cr_backend_create(const char *location, cr_backend **out);
+void cr_backend_close(cr_backend *b);
+
+/* Convenience wrappers that add "<type>/<name>" context to errors. */
+int cr_be_stat(cr_backend *b, cr_filetype t, const char *name, uint64_t *size);
+int cr_be_load(cr_backend *b, cr_filetype t, const char *name, uint64_t off, uint64_t len, cr_buf *out);
+int cr_be_save(cr_backend *b, cr_filetype t, const char *name, const void *data, size_t n);
+int cr_be_remove(cr_backend *b, cr_filetype t, const char *name);
+int cr_be_list(cr_backend *b, cr_filetype t, cr_list_cb cb, void *ud);
+
+extern const cr_backend_ops cr_backend_local;
+
+#endif

@@ -1,0 +1,67 @@
+/* restic's cryptographic primitives (spec §4): AES-256-CTR + Poly1305-AES,
+ * SHA-256, scrypt, CSPRNG.  OpenSSL does AES, SHA-256 (SHA-NI) and Poly1305
+ * (EVP_MAC); libsodium does scrypt. */
+#ifndef CRESTIC_CRYPTO_H
+#define CRESTIC_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CR_IV_SIZE 16
+#define CR_MAC_SIZE 16
+#define CR_CRYPTO_OVERHEAD (CR_IV_SIZE + CR_MAC_SIZE) /* 32 */
+#define CR_KDF_OUTPUT 64
+
+typedef struct {
+    uint8_t enc[32];   /* AES-256 key                         */
+    uint8_t mac_k[16]; /* AES-128 key that encrypts the nonce */
+    uint8_t mac_r[16]; /* Poly1305 r, stored unclamped        */
+} cr_key;
+
+/* False if any of the three parts is all zero (restic rejects such keys). */
+bool cr_key_is_valid(const cr_key *k);
+void cr_key_wipe(cr_key *k);
+/* Split 64 bytes of scrypt output: enc = [0,32), mac_k = [32,48), mac_r = [48,64). */
+void cr_key_from_kdf(cr_key *k, const uint8_t material[CR_KDF_OUTPUT]);
+
+/* Encrypt n bytes of plaintext into out = IV || C || T (n + 32 bytes) with a
+ * fresh random IV.  out must not overlap pt.  Returns 0 or negative. */
+int cr_seal(const cr_key *k, const uint8_t *pt, size_t n, uint8_t *out);
+/* Same with a given IV (tests and known answers only). */
+int cr_seal_iv(const cr_key *k, const uint8_t iv[CR_IV_SIZE], const uint8_t *pt, size_t n, uint8_t *out);
+
+/* Verify (constant time) then decrypt n bytes IV || C || T into out (n - 32
+ * bytes).  Nothing is written to out unless the MAC verifies.  out must not
+ * overlap in.  Errors: CR_E_FORMAT when
+ * n < 32 or the IV is all zero, CR_E_AUTH when the MAC does not match
+ * (message "ciphertext verification failed"). */
+int cr_open(const cr_key *k, const uint8_t *in, size_t n, uint8_t *out);
+/* Only the MAC check of cr_open (for check --read-data style verification). */
+int cr_verify(const cr_key *k, const uint8_t *in, size_t n);
+
+/* Poly1305-AES tag of msg under (mac_k, mac_r) and nonce iv (spec §4.2). */
+void cr_poly1305_aes(const cr_key *k, const uint8_t iv[CR_IV_SIZE], const uint8_t *msg, size_t n,
+                     uint8_t tag[CR_MAC_SIZE]);
+
+/* SHA-256. */
+void cr_sha256(const void *p, size_t n, uint8_t out[32]);
+typedef struct cr_sha256_ctx cr_sha256_ctx; /* opaque, OpenSSL EVP_MD_CTX inside */
+int cr_sha256_new(cr_sha256_ctx **ctx);
+void cr_sha256_update(cr_sha256_ctx *ctx, const void *p, size_t n);
+void cr_sha256_final(cr_sha256_ctx *ctx, uint8_t out[32]); /* also re-initialises ctx */
+void cr_sha256_free(cr_sha256_ctx *ctx);
+
+/* Cryptographically secure random bytes; 0 or negative. */
+int cr_random(void *buf, size_t n);
+
+/* scrypt (RFC 7914) with restic's validity rules: N > 1 and a power of two,
+ * r >= 1, p >= 1, r*p < 2^30.  CR_E_FORMAT for invalid parameters,
+ * -ENOMEM when the parameters need more memory than can be had. */
+int cr_scrypt(const uint8_t *pw, size_t pwlen, const uint8_t *salt, size_t saltlen, uint64_t N, uint32_t r,
+              uint32_t p, uint8_t *out, size_t outlen);
+
+/* Constant-time comparison; true when equal. */
+bool cr_ct_equal(const void *a, const void *b, size_t n);
+
+#endif
