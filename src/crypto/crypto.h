@@ -1,6 +1,12 @@
 /* restic's cryptographic primitives (spec §4): AES-256-CTR + Poly1305-AES,
  * SHA-256, scrypt, CSPRNG.  OpenSSL does AES, SHA-256 (SHA-NI) and Poly1305
- * (EVP_MAC); libsodium does scrypt. */
+ * (EVP_MAC); libsodium does scrypt.
+ *
+ * Everything here is thread-safe.  Each thread lazily gets its own cached
+ * OpenSSL contexts (freed when the thread exits), so the hot calls (seal,
+ * open, sha256) do not allocate.  The functions returning void have no error
+ * path: they abort() on an internal OpenSSL failure, which only happens when
+ * memory runs out or OpenSSL is broken (a wrong hash or tag would be worse). */
 #ifndef CRESTIC_CRYPTO_H
 #define CRESTIC_CRYPTO_H
 
@@ -28,7 +34,8 @@ void cr_key_from_kdf(cr_key *k, const uint8_t material[CR_KDF_OUTPUT]);
 /* Encrypt n bytes of plaintext into out = IV || C || T (n + 32 bytes) with a
  * fresh random IV.  out must not overlap pt.  Returns 0 or negative. */
 int cr_seal(const cr_key *k, const uint8_t *pt, size_t n, uint8_t *out);
-/* Same with a given IV (tests and known answers only). */
+/* Same with a given IV (tests and known answers only).  An all-zero IV is
+ * refused with CR_E_FORMAT (cr_open would refuse the result). */
 int cr_seal_iv(const cr_key *k, const uint8_t iv[CR_IV_SIZE], const uint8_t *pt, size_t n, uint8_t *out);
 
 /* Verify (constant time) then decrypt n bytes IV || C || T into out (n - 32
@@ -40,7 +47,8 @@ int cr_open(const cr_key *k, const uint8_t *in, size_t n, uint8_t *out);
 /* Only the MAC check of cr_open (for check --read-data style verification). */
 int cr_verify(const cr_key *k, const uint8_t *in, size_t n);
 
-/* Poly1305-AES tag of msg under (mac_k, mac_r) and nonce iv (spec §4.2). */
+/* Poly1305-AES tag of msg under (mac_k, mac_r) and nonce iv (spec §4.2);
+ * r is clamped here.  With n == 0 the tag is s = AES-128(mac_k, iv). */
 void cr_poly1305_aes(const cr_key *k, const uint8_t iv[CR_IV_SIZE], const uint8_t *msg, size_t n,
                      uint8_t tag[CR_MAC_SIZE]);
 
@@ -57,7 +65,10 @@ int cr_random(void *buf, size_t n);
 
 /* scrypt (RFC 7914) with restic's validity rules: N > 1 and a power of two,
  * r >= 1, p >= 1, r*p < 2^30.  CR_E_FORMAT for invalid parameters,
- * -ENOMEM when the parameters need more memory than can be had. */
+ * -ENOMEM when the parameters need more memory than can be had: more than
+ * 1 GiB of working memory (128*r*(N+p) bytes) is always refused, since the
+ * parameters come from key files an attacker may have written (restic's own
+ * keys need at most 64 MiB). */
 int cr_scrypt(const uint8_t *pw, size_t pwlen, const uint8_t *salt, size_t saltlen, uint64_t N, uint32_t r,
               uint32_t p, uint8_t *out, size_t outlen);
 

@@ -1,0 +1,38 @@
+/* zstd for repository v2 (spec §7, §9). */
+#ifndef CRESTIC_REPO_COMPRESS_H
+#define CRESTIC_REPO_COMPRESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+
+/* Upper bound for a decompressed unpacked file (index/snapshot/lock). */
+#define CR_UNPACKED_MAX ((size_t)1 << 32)
+
+typedef enum {
+    CR_COMPRESS_OFF,
+    CR_COMPRESS_AUTO,
+    CR_COMPRESS_MAX,
+    CR_COMPRESS_FASTEST,
+    CR_COMPRESS_BETTER,
+} cr_compression;
+
+/* Parse "off|auto|max|fastest|better"; CR_E_USAGE otherwise. */
+int cr_compression_parse(const char *s, cr_compression *out);
+/* zstd level for a mode (not OFF). */
+int cr_compression_level(cr_compression c);
+
+/* Decompress one frame (or several concatenated) whose content size may be
+ * unknown; appends to out.  Output above max_out is refused (CR_E_FORMAT). */
+int cr_zstd_decompress_stream(const uint8_t *in, size_t n, size_t max_out, cr_buf *out);
+/* Decompress into exactly `expect` bytes at dst; any other size is CR_E_FORMAT. */
+int cr_zstd_decompress_exact(const uint8_t *in, size_t n, uint8_t *dst, size_t expect);
+/* Compress at level into out (replacing it). */
+int cr_zstd_compress(const uint8_t *in, size_t n, int level, cr_buf *out);
+
+/* Unpacked-file plaintext (spec §7): for v2, 0x02||zstd -> JSON, '{'/'[' raw.
+ * Writes the JSON into out. */
+int cr_unpacked_decode(unsigned repo_version, const uint8_t *plain, size_t n, cr_buf *out);
+
+#endif

@@ -1,0 +1,32 @@
+/* Lock files (spec §14). */
+#ifndef CRESTIC_REPO_LOCK_H
+#define CRESTIC_REPO_LOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "repo/repo.h"
+#include "util/gotime.h"
+
+typedef struct {
+    cr_time time;
+    bool exclusive;
+    char *hostname, *username; /* malloc'd */
+    int64_t pid;
+    uint32_t uid, gid;
+} cr_lock_info;
+
+int cr_lock_parse(const char *json, size_t n, cr_lock_info *l);
+int cr_lock_encode(const cr_lock_info *l, cr_buf *out);
+void cr_lock_clear(cr_lock_info *l);
+/* Stale: older than 30 minutes, or on this host with a dead PID. */
+bool cr_lock_is_stale(const cr_lock_info *l, const char *this_host);
+
+typedef struct cr_lock cr_lock; /* a lock we hold; refreshed in the background */
+/* Acquire per spec §14 (CR_E_LOCKED with the holder named on conflict).
+ * retry_seconds > 0 retries with back-off for that long. */
+int cr_lock_acquire(cr_repo *r, bool exclusive, double retry_seconds, cr_lock **out);
+/* Remove our lock file and stop refreshing; NULL is fine. */
+void cr_lock_release(cr_lock *l);
+
+#endif
