@@ -35,15 +35,22 @@ int cr_error_sys(int neg_errno, const char *fmt, ...)
 
 int cr_error_ctx(int code, const char *fmt, ...)
 {
-    char prefix[CR_ERRMSG_MAX];
-    char old[CR_ERRMSG_MAX];
+    char msg[CR_ERRMSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    memcpy(old, errmsg[0] ? errmsg : cr_error_str(code), sizeof old);
-    old[sizeof old - 1] = 0;
-    snprintf(errmsg, sizeof errmsg, "%s: %s", prefix, old);
+    if (n < 0) n = 0;
+    size_t len = (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
+    const char *old = errmsg[0] ? errmsg : cr_error_str(code);
+    /* "context: old message", truncated to the buffer. */
+    for (const char *p = ": "; *p && len < sizeof msg - 1; p++) msg[len++] = *p;
+    size_t olen = strlen(old);
+    if (olen > sizeof msg - 1 - len) olen = sizeof msg - 1 - len;
+    memcpy(msg + len, old, olen);
+    len += olen;
+    msg[len] = 0;
+    memcpy(errmsg, msg, len + 1);
     return code;
 }
 

@@ -1,0 +1,135 @@
+/* Backend selection by repository string, and error-context wrappers. */
+#include "backends/backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/error.h"
+
+static const char *const type_dirs[CR_FILE_NTYPES] = {
+    [CR_FILE_CONFIG] = "", [CR_FILE_KEY] = "keys", [CR_FILE_PACK] = "data",
+    [CR_FILE_INDEX] = "index", [CR_FILE_SNAPSHOT] = "snapshots", [CR_FILE_LOCK] = "locks",
+};
+
+const char *cr_filetype_dir(cr_filetype t)
+{
+    return (unsigned)t < CR_FILE_NTYPES ? type_dirs[t] : "?";
+}
+
+/* Known schemes; a string without one is a local path (spec §23.1). */
+static const cr_backend_ops *const backends[] = {
+    &cr_backend_local,
+};
+
+static const char *const remote_schemes[] = {"sftp", "rest", "s3", "b2", "azure", "gs", "swift", "rclone"};
+
+static int pick(const char *location, const cr_backend_ops **ops, const char **rest)
+{
+    const char *colon = strchr(location, ':');
+    if (colon) {
+        size_t len = (size_t)(colon - location);
+        for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+            if (strlen(backends[i]->scheme) == len && !memcmp(backends[i]->scheme, location, len)) {
+                *ops = backends[i];
+                *rest = colon + 1;
+                return 0;
+            }
+        for (size_t i = 0; i < sizeof remote_schemes / sizeof remote_schemes[0]; i++)
+            if (strlen(remote_schemes[i]) == len && !memcmp(remote_schemes[i], location, len))
+                return cr_error(CR_E_UNSUPPORTED, "backend \"%s\" is not supported by this build of crestic yet", remote_schemes[i]);
+    }
+    *ops = &cr_backend_local;
+    *rest = location;
+    return 0;
+}
+
+static int open_or_create(const char *location, bool create, cr_backend **out)
+{
+    const cr_backend_ops *ops = NULL;
+    const char *rest = NULL;
+    CR_TRY(pick(location, &ops, &rest));
+    int r = create ? ops->create(rest, out) : ops->open(rest, out);
+    if (r < 0) return r;
+    (*out)->ops = ops;
+    if (!(*out)->location) {
+        (*out)->location = strdup(location);
+        if (!(*out)->location) {
+            ops->close(*out);
+            return cr_error(-ENOMEM, "out of memory");
+        }
+    }
+    return 0;
+}
+
+int cr_backend_open(const char *location, cr_backend **out)
+{
+    return open_or_create(location, false, out);
+}
+
+int cr_backend_create(const char *location, cr_backend **out)
+{
+    return open_or_create(location, true, out);
+}
+
+void cr_backend_close(cr_backend *b)
+{
+    if (b) b->ops->close(b);
+}
+
+static void describe(char *out, size_t n, cr_filetype t, const char *name)
+{
+    if (t == CR_FILE_CONFIG) snprintf(out, n, "config");
+    else snprintf(out, n, "%s/%s", cr_filetype_dir(t), name);
+}
+
+int cr_be_stat(cr_backend *b, cr_filetype t, const char *name, uint64_t *size)
+{
+    int r = b->ops->stat(b, t, name, size);
+    if (r < 0 && r != -ENOENT) {
+        char what[128];
+        describe(what, sizeof what, t, name);
+        return cr_error_ctx(r, "stat %s", what);
+    }
+    return r;
+}
+
+int cr_be_load(cr_backend *b, cr_filetype t, const char *name, uint64_t off, uint64_t len, cr_buf *out)
+{
+    int r = b->ops->load(b, t, name, off, len, out);
+    if (r < 0) {
+        char what[128];
+        describe(what, sizeof what, t, name);
+        return cr_error_ctx(r, "load %s", what);
+    }
+    return r;
+}
+
+int cr_be_save(cr_backend *b, cr_filetype t, const char *name, const void *data, size_t n)
+{
+    int r = b->ops->save(b, t, name, data, n);
+    if (r < 0) {
+        char what[128];
+        describe(what, sizeof what, t, name);
+        return cr_error_ctx(r, "save %s", what);
+    }
+    return r;
+}
+
+int cr_be_remove(cr_backend *b, cr_filetype t, const char *name)
+{
+    int r = b->ops->remove(b, t, name);
+    if (r < 0) {
+        char what[128];
+        describe(what, sizeof what, t, name);
+        return cr_error_ctx(r, "remove %s", what);
+    }
+    return r;
+}
+
+int cr_be_list(cr_backend *b, cr_filetype t, cr_list_cb cb, void *ud)
+{
+    int r = b->ops->list(b, t, cb, ud);
+    if (r < 0) return cr_error_ctx(r, "list %s", cr_filetype_dir(t));
+    return r;
+}

@@ -1,0 +1,277 @@
+/* Local directory backend (spec §23.2): restic's default layout, atomic
+ * writes through a temporary name, read-only files after writing. */
+#include "backends/backend.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/cleanup.h"
+#include "util/error.h"
+#include "util/id.h"
+
+typedef struct {
+    cr_backend base;
+    char *root;
+} local_backend;
+
+static local_backend *as_local(cr_backend *b)
+{
+    return (local_backend *)b;
+}
+
+/* data/<first two hex>/<name>, <type dir>/<name>, or config. */
+static int object_path(local_backend *lb, cr_filetype t, const char *name, char *out, size_t n)
+{
+    int len;
+    if (t == CR_FILE_CONFIG) len = snprintf(out, n, "%s/config", lb->root);
+    else if (t == CR_FILE_PACK) len = snprintf(out, n, "%s/data/%.2s/%s", lb->root, name, name);
+    else len = snprintf(out, n, "%s/%s/%s", lb->root, cr_filetype_dir(t), name);
+    if (len < 0 || (size_t)len >= n) return cr_error(-ENAMETOOLONG, "path too long");
+    if (t != CR_FILE_CONFIG && (strchr(name, '/') || !name[0] || name[0] == '.'))
+        return cr_error(-EINVAL, "invalid object name \"%s\"", name);
+    return 0;
+}
+
+static int local_new(const char *path, local_backend **out)
+{
+    if (!path[0]) return cr_error(CR_E_USAGE, "empty repository path");
+    local_backend *lb = calloc(1, sizeof *lb);
+    if (!lb) return cr_error(-ENOMEM, "out of memory");
+    lb->root = strdup(path);
+    if (!lb->root) {
+        free(lb);
+        return cr_error(-ENOMEM, "out of memory");
+    }
+    size_t n = strlen(lb->root); /* "repo/" and "repo" are the same place */
+    while (n > 1 && lb->root[n - 1] == '/') lb->root[--n] = 0;
+    lb->base.connections = 2;
+    *out = lb;
+    return 0;
+}
+
+static int local_open(const char *path, cr_backend **out)
+{
+    local_backend *lb;
+    CR_TRY(local_new(path, &lb));
+    *out = &lb->base;
+    return 0;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) return cr_error(-ENAMETOOLONG, "path too long: %s", path);
+    for (char *p = tmp + 1;; p++) {
+        if (*p == '/' || !*p) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(tmp, mode) < 0 && errno != EEXIST) return cr_error_sys(-errno, "mkdir %s", tmp);
+            *p = c;
+            if (!c) break;
+        }
+    }
+    return 0;
+}
+
+static int local_create(const char *path, cr_backend **out)
+{
+    local_backend *lb;
+    CR_TRY(local_new(path, &lb));
+    struct stat st;
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/config", lb->root);
+    int r = 0;
+    if (stat(p, &st) == 0) r = cr_error(-EEXIST, "config file already exists");
+    static const char *const dirs[] = {"data", "index", "keys", "locks", "snapshots"};
+    for (size_t i = 0; r == 0 && i < sizeof dirs / sizeof dirs[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", lb->root, dirs[i]);
+        r = mkdir_p(p, 0700);
+    }
+    for (int i = 0; r == 0 && i < 256; i++) {
+        snprintf(p, sizeof p, "%s/data/%02x", lb->root, i);
+        r = mkdir_p(p, 0700);
+    }
+    if (r < 0) {
+        free(lb->root);
+        free(lb);
+        return r;
+    }
+    *out = &lb->base;
+    return 0;
+}
+
+static void local_close(cr_backend *b)
+{
+    local_backend *lb = as_local(b);
+    free(lb->root);
+    free(b->location);
+    free(lb);
+}
+
+static int local_stat(cr_backend *b, cr_filetype t, const char *name, uint64_t *size)
+{
+    char p[PATH_MAX];
+    CR_TRY(object_path(as_local(b), t, name, p, sizeof p));
+    struct stat st;
+    if (stat(p, &st) < 0) return errno == ENOENT ? -ENOENT : cr_error_sys(-errno, "stat %s", p);
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+static int read_fully(int fd, uint8_t *dst, size_t n, uint64_t off, const char *p)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t k = pread(fd, dst + done, n - done, (off_t)(off + done));
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return cr_error_sys(-errno, "read %s", p);
+        if (k == 0) return cr_error(-EIO, "read %s: unexpected end of file (wanted %zu bytes at offset %llu)", p, n, (unsigned long long)off);
+        done += (size_t)k;
+    }
+    return 0;
+}
+
+static int local_load(cr_backend *b, cr_filetype t, const char *name, uint64_t off, uint64_t len, cr_buf *out)
+{
+    char p[PATH_MAX];
+    CR_TRY(object_path(as_local(b), t, name, p, sizeof p));
+    _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? cr_error(-ENOENT, "open %s: no such file or directory", p) : cr_error_sys(-errno, "open %s", p);
+    if (len == 0) {
+        struct stat st;
+        if (fstat(fd, &st) < 0) return cr_error_sys(-errno, "stat %s", p);
+        if ((uint64_t)st.st_size < off) return cr_error(-EIO, "read %s: offset %llu beyond end of file", p, (unsigned long long)off);
+        len = (uint64_t)st.st_size - off;
+    }
+    if (len > SIZE_MAX / 2) return cr_error(-EFBIG, "%s: object too large", p);
+    cr_buf_reset(out);
+    CR_TRY(cr_buf_resize(out, (size_t)len));
+    return read_fully(fd, out->data, (size_t)len, off, p);
+}
+
+static int write_fully(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return -errno;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static int fsync_dir(const char *file_path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", file_path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) return 0;
+    *slash = 0;
+    _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    /* Some filesystems refuse fsync on directories; the rename is still atomic. */
+    (void)fsync(fd);
+    return 0;
+}
+
+/* Write to "<name>-tmp-<random>" in the same folder, fsync, rename. */
+static int local_save(cr_backend *b, cr_filetype t, const char *name, const void *data, size_t n)
+{
+    char p[PATH_MAX], tmp[PATH_MAX + 32];
+    CR_TRY(object_path(as_local(b), t, name, p, sizeof p));
+    char *slash = strrchr(p, '/');
+    *slash = 0;
+    CR_TRY(mkdir_p(p, 0700));
+    *slash = '/';
+    snprintf(tmp, sizeof tmp, "%s-tmp-XXXXXX", p);
+    _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) return cr_error_sys(-errno, "create %s", tmp);
+    int r = write_fully(fd, data, n);
+    if (r == 0 && fsync(fd) < 0) r = -errno;
+    if (r == 0 && fchmod(fd, 0400) < 0) r = -errno;
+    if (r == 0 && t != CR_FILE_CONFIG && link(tmp, p) < 0) r = -errno; /* never replace an existing object */
+    if (r == 0 && t == CR_FILE_CONFIG && rename(tmp, p) < 0) r = -errno;
+    if (r < 0 || t != CR_FILE_CONFIG) unlink(tmp);
+    if (r == -EEXIST) return cr_error(-EEXIST, "%s already exists", p);
+    if (r < 0) return cr_error_sys(r, "write %s", p);
+    return fsync_dir(p);
+}
+
+static int local_remove(cr_backend *b, cr_filetype t, const char *name)
+{
+    char p[PATH_MAX];
+    CR_TRY(object_path(as_local(b), t, name, p, sizeof p));
+    if (unlink(p) < 0 && errno != ENOENT) {
+        /* Read-only files in a folder we own can still be unlinked; EACCES means the folder. */
+        return cr_error_sys(-errno, "remove %s", p);
+    }
+    return 0;
+}
+
+static int list_dir(const char *dir, cr_list_cb cb, void *ud)
+{
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT || errno == ENOTDIR ? 0 : cr_error_sys(-errno, "open %s", dir);
+    int r = 0;
+    struct dirent *e;
+    while (r == 0 && (errno = 0, e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (!cr_is_hex_name(e->d_name, len)) continue; /* temporary files, junk */
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, 0) < 0) {
+            if (errno == ENOENT) continue; /* removed while listing */
+            r = cr_error_sys(-errno, "stat %s/%s", dir, e->d_name);
+            break;
+        }
+        if (!S_ISREG(st.st_mode)) continue;
+        r = cb(ud, e->d_name, (uint64_t)st.st_size);
+    }
+    if (r == 0 && errno) r = cr_error_sys(-errno, "read directory %s", dir);
+    closedir(d);
+    return r;
+}
+
+static int local_list(cr_backend *b, cr_filetype t, cr_list_cb cb, void *ud)
+{
+    local_backend *lb = as_local(b);
+    char dir[PATH_MAX];
+    if (t == CR_FILE_CONFIG) return 0;
+    if (t != CR_FILE_PACK) {
+        snprintf(dir, sizeof dir, "%s/%s", lb->root, cr_filetype_dir(t));
+        return list_dir(dir, cb, ud);
+    }
+    /* data/XX/: list whatever two-hex-digit folders exist. */
+    snprintf(dir, sizeof dir, "%s/data", lb->root);
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : cr_error_sys(-errno, "open %s", dir);
+    int r = 0;
+    struct dirent *e;
+    while (r == 0 && (e = readdir(d))) {
+        const char *n = e->d_name;
+        if (strlen(n) != 2 || !strchr("0123456789abcdef", n[0]) || !strchr("0123456789abcdef", n[1])) continue;
+        char sub[PATH_MAX + 4];
+        snprintf(sub, sizeof sub, "%s/%s", dir, n);
+        r = list_dir(sub, cb, ud);
+    }
+    closedir(d);
+    return r;
+}
+
+const cr_backend_ops cr_backend_local = {
+    .scheme = "local",
+    .open = local_open,
+    .create = local_create,
+    .close = local_close,
+    .stat = local_stat,
+    .load = local_load,
+    .save = local_save,
+    .remove = local_remove,
+    .list = local_list,
+};

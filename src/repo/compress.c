@@ -1,0 +1,126 @@
+/* zstd glue (spec §7, §9). */
+#include "repo/compress.h"
+
+#include <string.h>
+#include <zstd.h>
+
+#include "util/error.h"
+
+int cr_compression_parse(const char *s, cr_compression *out)
+{
+    static const struct { const char *name; cr_compression mode; } modes[] = {
+        {"off", CR_COMPRESS_OFF}, {"auto", CR_COMPRESS_AUTO}, {"max", CR_COMPRESS_MAX},
+        {"fastest", CR_COMPRESS_FASTEST}, {"better", CR_COMPRESS_BETTER},
+    };
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+        if (!strcmp(s, modes[i].name)) {
+            *out = modes[i].mode;
+            return 0;
+        }
+    return cr_error(CR_E_USAGE, "invalid compression mode \"%s\" (expected auto, off, max, fastest or better)", s);
+}
+
+int cr_compression_level(cr_compression c)
+{
+    switch (c) {
+    case CR_COMPRESS_FASTEST: return 1;
+    case CR_COMPRESS_BETTER: return 7;
+    case CR_COMPRESS_MAX: return 19;
+    default: return 3;
+    }
+}
+
+/* Thread-local contexts: decompression runs once per blob on hot paths. */
+static _Thread_local ZSTD_DCtx *tl_dctx;
+
+static ZSTD_DCtx *dctx(void)
+{
+    if (!tl_dctx) tl_dctx = ZSTD_createDCtx();
+    else ZSTD_DCtx_reset(tl_dctx, ZSTD_reset_session_only);
+    return tl_dctx;
+}
+
+int cr_zstd_decompress_stream(const uint8_t *in, size_t n, size_t max_out, cr_buf *out)
+{
+    ZSTD_DCtx *d = dctx();
+    if (!d) return cr_error(-ENOMEM, "zstd: cannot create context");
+    /* restic never writes windows above 8 MiB for these; refuse absurd ones (decoder default 128 MiB). */
+    ZSTD_inBuffer ib = {in, n, 0};
+    size_t ret = 1;
+    while (ib.pos < ib.size) {
+        size_t chunk = ZSTD_DStreamOutSize();
+        CR_TRY(cr_buf_reserve(out, chunk));
+        ZSTD_outBuffer ob = {out->data + out->len, chunk, 0};
+        ret = ZSTD_decompressStream(d, &ob, &ib);
+        if (ZSTD_isError(ret)) return cr_error(CR_E_FORMAT, "zstd: %s", ZSTD_getErrorName(ret));
+        out->len += ob.pos;
+        if (out->len > max_out) return cr_error(CR_E_FORMAT, "zstd: decompressed data exceeds %zu bytes", max_out);
+        if (ob.pos == 0 && ret != 0 && ib.pos == ib.size) break;
+    }
+    /* Drain whatever the decoder still holds. */
+    while (ret != 0) {
+        size_t chunk = ZSTD_DStreamOutSize();
+        CR_TRY(cr_buf_reserve(out, chunk));
+        ZSTD_outBuffer ob = {out->data + out->len, chunk, 0};
+        ret = ZSTD_decompressStream(d, &ob, &ib);
+        if (ZSTD_isError(ret)) return cr_error(CR_E_FORMAT, "zstd: %s", ZSTD_getErrorName(ret));
+        out->len += ob.pos;
+        if (out->len > max_out) return cr_error(CR_E_FORMAT, "zstd: decompressed data exceeds %zu bytes", max_out);
+        if (ob.pos == 0) return cr_error(CR_E_FORMAT, "zstd: truncated frame");
+    }
+    return 0;
+}
+
+int cr_zstd_decompress_exact(const uint8_t *in, size_t n, uint8_t *dst, size_t expect)
+{
+    ZSTD_DCtx *d = dctx();
+    if (!d) return cr_error(-ENOMEM, "zstd: cannot create context");
+    ZSTD_inBuffer ib = {in, n, 0};
+    ZSTD_outBuffer ob = {dst, expect, 0};
+    size_t ret;
+    do {
+        ret = ZSTD_decompressStream(d, &ob, &ib);
+        if (ZSTD_isError(ret)) return cr_error(CR_E_FORMAT, "zstd: %s", ZSTD_getErrorName(ret));
+    } while (ret != 0 && ib.pos < ib.size && ob.pos < ob.size);
+    if (ret != 0) {
+        /* Either more output than expected or a truncated frame. */
+        uint8_t probe;
+        ZSTD_outBuffer pb = {&probe, 1, 0};
+        size_t r2 = ZSTD_decompressStream(d, &pb, &ib);
+        if (!ZSTD_isError(r2) && pb.pos) return cr_error(CR_E_FORMAT, "zstd: decompressed size exceeds the expected %zu bytes", expect);
+        return cr_error(CR_E_FORMAT, "zstd: truncated frame");
+    }
+    if (ob.pos != expect)
+        return cr_error(CR_E_FORMAT, "zstd: decompressed %zu bytes, expected %zu", ob.pos, expect);
+    if (ib.pos != ib.size) return cr_error(CR_E_FORMAT, "zstd: trailing data after frame");
+    return 0;
+}
+
+static _Thread_local ZSTD_CCtx *tl_cctx;
+
+int cr_zstd_compress(const uint8_t *in, size_t n, int level, cr_buf *out)
+{
+    if (!tl_cctx && !(tl_cctx = ZSTD_createCCtx())) return cr_error(-ENOMEM, "zstd: cannot create context");
+    ZSTD_CCtx_reset(tl_cctx, ZSTD_reset_session_and_parameters);
+    ZSTD_CCtx_setParameter(tl_cctx, ZSTD_c_compressionLevel, level);
+    /* Keep windows small for constrained readers (spec §9): at most 8 MiB. */
+    ZSTD_CCtx_setParameter(tl_cctx, ZSTD_c_windowLog, 23);
+    ZSTD_CCtx_setParameter(tl_cctx, ZSTD_c_checksumFlag, 0);
+    size_t bound = ZSTD_compressBound(n);
+    cr_buf_reset(out);
+    CR_TRY(cr_buf_resize(out, bound));
+    size_t r = ZSTD_compress2(tl_cctx, out->data, bound, in, n);
+    if (ZSTD_isError(r)) return cr_error(-EIO, "zstd: %s", ZSTD_getErrorName(r));
+    out->len = r;
+    return 0;
+}
+
+int cr_unpacked_decode(unsigned repo_version, const uint8_t *plain, size_t n, cr_buf *out)
+{
+    cr_buf_reset(out);
+    if (n == 0 || repo_version < 2 || plain[0] == '{' || plain[0] == '[')
+        return cr_buf_append(out, plain, n) < 0 ? -ENOMEM : cr_buf_nul(out);
+    if (plain[0] != 2) return cr_error(CR_E_FORMAT, "unsupported encoding type %u", plain[0]);
+    CR_TRY(cr_zstd_decompress_stream(plain + 1, n - 1, CR_UNPACKED_MAX, out));
+    return cr_buf_nul(out);
+}
