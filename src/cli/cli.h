@@ -58,6 +58,7 @@ typedef struct {
     long pack_size;
     const char *compression;
     const char *progname; /* "crestic", "restic-backup", ... */
+    const char *env_prefix; /* NULL = "RESTIC_"; "RESTIC_FROM_" for a source repository */
 } cr_global;
 
 typedef struct {
@@ -79,6 +80,13 @@ void cr_print_usage(FILE *f, const cr_command *cmd, const cr_flag *flags);
  * environment, open the repository, print the failure and return its exit
  * code (10, 12, 1) or 0 with *out set. */
 int cr_cli_open_repo(cr_global *g, cr_repo **out);
+/* The repository location from -r/--repository-file/the environment. */
+int cr_cli_location(cr_global *g, cr_buf *loc);
+/* The password from --password-command/--password-file/$RESTIC_PASSWORD or
+ * a prompt.  With confirm (new repository, new key), a prompt on a terminal
+ * asks twice and the answers must match. */
+int cr_cli_read_password(cr_global *g, const char *prompt, bool confirm, cr_buf *pw);
+
 /* Take a lock unless --no-lock; prints and returns an exit code on failure. */
 int cr_cli_lock(cr_global *g, cr_repo *r, bool exclusive, cr_lock **out);
 

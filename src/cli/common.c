@@ -193,12 +193,12 @@ static int run_password_command(const char *cmd, cr_buf *out)
     return rc;
 }
 
-static int prompt_password(cr_buf *out)
+static int prompt_password(const char *prompt, cr_buf *out)
 {
     bool tty = isatty(0);
     struct termios old, noecho;
     if (tty) {
-        fprintf(stderr, "enter password for repository: ");
+        fprintf(stderr, "%s", prompt);
         fflush(stderr);
         tcgetattr(0, &old);
         noecho = old;
@@ -222,18 +222,21 @@ static int prompt_password(cr_buf *out)
     return rc < 0 ? rc : cr_buf_nul(out);
 }
 
-static const char *env_or(const char *v, const char *env)
+/* $RESTIC_<name> (or $RESTIC_FROM_<name> for a source repository) unless v is set. */
+static const char *env_or(cr_global *g, const char *v, const char *name)
 {
     if (v) return v;
+    char env[128];
+    snprintf(env, sizeof env, "%s%s", g->env_prefix ? g->env_prefix : "RESTIC_", name);
     const char *e = getenv(env);
     return e && *e ? e : NULL;
 }
 
 /* restic's order: --password-command, --password-file, $RESTIC_PASSWORD, prompt. */
-static int resolve_password(cr_global *g, cr_buf *pw)
+static int resolve_password(cr_global *g, const char *prompt, bool confirm, cr_buf *pw)
 {
-    const char *file = env_or(g->password_file, "RESTIC_PASSWORD_FILE");
-    const char *cmd = env_or(g->password_command, "RESTIC_PASSWORD_COMMAND");
+    const char *file = env_or(g, g->password_file, "PASSWORD_FILE");
+    const char *cmd = env_or(g, g->password_command, "PASSWORD_COMMAND");
     if (file && cmd) return cr_error(CR_E_USAGE, "Password file and command are mutually exclusive options");
     if (cmd) {
         CR_TRY(run_password_command(cmd, pw));
@@ -244,9 +247,17 @@ static int resolve_password(cr_global *g, cr_buf *pw)
         CR_TRY(normalize_text(pw));
         trim_space(pw);
     } else {
-        const char *env = getenv("RESTIC_PASSWORD");
-        if (env && *env) CR_TRY(cr_buf_puts(pw, env));
-        else CR_TRY(prompt_password(pw));
+        const char *env = env_or(g, NULL, "PASSWORD");
+        if (env) CR_TRY(cr_buf_puts(pw, env));
+        else {
+            CR_TRY(prompt_password(prompt, pw));
+            if (confirm && isatty(0)) {
+                _cleanup_buf_ cr_buf again = CR_BUF_INIT;
+                CR_TRY(prompt_password("enter password again: ", &again));
+                if (again.len != pw->len || memcmp(again.data, pw->data, pw->len))
+                    return cr_error(CR_E_USAGE, "passwords do not match");
+            }
+        }
         CR_TRY(cr_buf_nul(pw));
     }
     if (pw->len == 0)
@@ -254,10 +265,15 @@ static int resolve_password(cr_global *g, cr_buf *pw)
     return 0;
 }
 
-static int resolve_location(cr_global *g, cr_buf *loc)
+int cr_cli_read_password(cr_global *g, const char *prompt, bool confirm, cr_buf *pw)
 {
-    const char *repo = env_or(g->repo, "RESTIC_REPOSITORY");
-    const char *file = env_or(g->repo_file, "RESTIC_REPOSITORY_FILE");
+    return resolve_password(g, prompt, confirm, pw);
+}
+
+int cr_cli_location(cr_global *g, cr_buf *loc)
+{
+    const char *repo = env_or(g, g->repo, "REPOSITORY");
+    const char *file = env_or(g, g->repo_file, "REPOSITORY_FILE");
     if (repo && file) return cr_error(CR_E_USAGE, "Options -r and --repository-file are mutually exclusive, please specify only one");
     if (file) {
         int r = read_small_file(file, loc);
@@ -274,7 +290,7 @@ static int resolve_location(cr_global *g, cr_buf *loc)
 int cr_cli_open_repo(cr_global *g, cr_repo **out)
 {
     _cleanup_buf_ cr_buf loc = CR_BUF_INIT;
-    int r = resolve_location(g, &loc);
+    int r = cr_cli_location(g, &loc);
     if (r < 0) return cr_cli_fail(g, r);
     cr_backend *be = NULL;
     r = cr_backend_open((const char *)loc.data, &be);
@@ -293,13 +309,13 @@ int cr_cli_open_repo(cr_global *g, cr_repo **out)
         return cr_cli_fail(g, r);
     }
     cr_buf pw = CR_BUF_INIT;
-    r = resolve_password(g, &pw);
+    r = resolve_password(g, "enter password for repository: ", false, &pw);
     if (r < 0) {
         cr_backend_close(be);
         cr_buf_free(&pw);
         return cr_cli_fail(g, r);
     }
-    r = cr_repo_open(be, (const char *)pw.data, pw.len, env_or(g->key_hint, "RESTIC_KEY_HINT"), out);
+    r = cr_repo_open(be, (const char *)pw.data, pw.len, env_or(g, g->key_hint, "KEY_HINT"), out);
     explicit_bzero(pw.data, pw.len);
     cr_buf_free(&pw);
     if (r < 0) return cr_cli_fail(g, r);

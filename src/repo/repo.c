@@ -328,3 +328,71 @@ int cr_repo_load_blob(cr_repo *r, cr_blob_type t, const cr_id *id, cr_buf *out)
     }
     return err;
 }
+
+/* ---- creating --------------------------------------------------------- */
+
+#include <pwd.h>
+#include <unistd.h>
+
+static void default_user_host(char *user, size_t ulen, char *host, size_t hlen)
+{
+    struct passwd *pw = getpwuid(getuid());
+    snprintf(user, ulen, "%s", pw ? pw->pw_name : "");
+    host[0] = 0;
+    gethostname(host, hlen - 1);
+    host[hlen - 1] = 0;
+}
+
+int cr_repo_add_key(cr_repo *r, const char *pw, size_t pwlen, const char *username, const char *hostname,
+                    cr_id *id_out)
+{
+    char user[256], host[256];
+    default_user_host(user, sizeof user, host, sizeof host);
+    cr_kdf_params kdf;
+    CR_TRY(cr_kdf_calibrate(&kdf));
+    _cleanup_buf_ cr_buf json = CR_BUF_INIT;
+    CR_TRY(cr_keyfile_create(&r->master, pw, pwlen, &kdf, username ? username : user, hostname ? hostname : host, &json));
+    cr_id id;
+    cr_sha256(json.data, json.len, id.b);
+    char hex[CR_ID_HEX + 1];
+    cr_id_to_hex(&id, hex);
+    CR_TRY(cr_be_save(r->be, CR_FILE_KEY, hex, json.data, json.len));
+    if (id_out) *id_out = id;
+    return 0;
+}
+
+int cr_repo_init(cr_backend *be, const char *pw, size_t pwlen, unsigned version, uint64_t pol, cr_repo **out)
+{
+    cr_repo *r = calloc(1, sizeof *r);
+    if (!r) {
+        cr_backend_close(be);
+        return cr_error(-ENOMEM, "out of memory");
+    }
+    r->be = be;
+    uint64_t size;
+    int e = cr_be_stat(be, CR_FILE_CONFIG, "config", &size);
+    if (e == 0) e = cr_error(-EEXIST, "config file already exists");
+    else if (e == -ENOENT) e = 0;
+    if (e == 0 && (version < 1 || version > 2)) e = cr_error(CR_E_USAGE, "unsupported repository version %u", version);
+    if (e == 0) do e = cr_random(&r->master, sizeof r->master); while (e == 0 && !cr_key_is_valid(&r->master));
+    if (e == 0) e = cr_random(r->cfg.id.b, CR_ID_SIZE);
+    if (e == 0 && !pol) e = cr_pol_random(&pol);
+    if (e == 0 && !cr_pol_irreducible(pol)) e = cr_error(CR_E_USAGE, "chunker polynomial %llx is not irreducible", (unsigned long long)pol);
+    r->cfg.version = version;
+    r->cfg.chunker_pol = pol;
+    /* Key first, config last: a location without config is no repository yet. */
+    if (e == 0) e = cr_repo_add_key(r, pw, pwlen, NULL, NULL, &r->key_id);
+    if (e == 0) {
+        _cleanup_buf_ cr_buf json = CR_BUF_INIT, sealed = CR_BUF_INIT;
+        e = cr_config_encode(&r->cfg, &json);
+        if (e == 0) e = cr_buf_resize(&sealed, json.len + CR_CRYPTO_OVERHEAD);
+        if (e == 0) e = cr_seal(&r->master, json.data, json.len, sealed.data);
+        if (e == 0) e = cr_be_save(be, CR_FILE_CONFIG, "config", sealed.data, sealed.len);
+    }
+    if (e < 0) {
+        cr_repo_close(r);
+        return e;
+    }
+    *out = r;
+    return 0;
+}

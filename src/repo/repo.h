@@ -47,6 +47,19 @@ int cr_keyfile_unlock(const cr_keyfile *kf, const char *pw, size_t pwlen, cr_key
 int cr_masterkey_parse(const char *json, size_t n, cr_key *k);
 int cr_masterkey_encode(const cr_key *k, cr_buf *out);
 
+/* scrypt parameters for new key files. */
+typedef struct {
+    uint64_t N;
+    uint32_t r, p;
+} cr_kdf_params;
+/* Parameters at least as strong as restic's (N = 2^15, r = 8), with p
+ * calibrated so one derivation takes about half a second here. */
+int cr_kdf_calibrate(cr_kdf_params *out);
+/* A new key file (JSON, as restic writes it) holding master, encrypted with a
+ * key derived from pw; random salt. */
+int cr_keyfile_create(const cr_key *master, const char *pw, size_t pwlen, const cr_kdf_params *kdf,
+                      const char *username, const char *hostname, cr_buf *json);
+
 int cr_config_parse(const char *json, size_t n, cr_config *cfg);
 int cr_config_encode(const cr_config *cfg, cr_buf *out);
 
@@ -55,6 +68,14 @@ int cr_config_encode(const cr_config *cfg, cr_buf *out);
  * config.  Takes ownership of be in every case. */
 int cr_repo_open(cr_backend *be, const char *pw, size_t pwlen, const char *key_hint, cr_repo **out);
 void cr_repo_close(cr_repo *r);
+
+/* Create a repository on an empty location: random master key, a key file
+ * for pw, config (version 1 or 2; pol 0 = a new random polynomial).  The
+ * returned repository is open.  Takes ownership of be. */
+int cr_repo_init(cr_backend *be, const char *pw, size_t pwlen, unsigned version, uint64_t pol, cr_repo **out);
+/* Add a key file for pw (same master key); its ID in id_out. */
+int cr_repo_add_key(cr_repo *r, const char *pw, size_t pwlen, const char *username, const char *hostname,
+                    cr_id *id_out);
 
 /* Load a whole file, check SHA-256(file) == name for content-addressed types. */
 int cr_repo_load_raw(cr_repo *r, cr_filetype t, const cr_id *id, cr_buf *out);

@@ -1,0 +1,428 @@
+/* Blob writer: dedup, compress, seal, pack, upload, index (see writer.h). */
+#include "repo/writer.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "repo/index.h"
+#include "repo/pack.h"
+#include "util/cleanup.h"
+#include "util/error.h"
+#include "util/json.h"
+
+/* A pack being filled.  Blobs are sealed straight into `data`, so a pack
+ * buffer is reserved up front for the target plus one maximal blob. */
+typedef struct packer {
+    cr_blob_type type;
+    cr_buf data;
+    cr_pack_blob *blobs;
+    size_t n, cap;
+    struct packer *next; /* free list */
+} packer;
+
+/* An uploaded pack whose entries still wait for an index file. */
+typedef struct {
+    cr_id id;
+    cr_pack_blob *blobs;
+    size_t n;
+} stored_pack;
+
+struct cr_writer {
+    cr_repo *repo;
+    cr_writer_opts opts;
+    pthread_mutex_t mu;     /* everything below */
+    /* blobs saved in this session: open addressing on (id, type) */
+    cr_id *seen;
+    uint8_t *seen_type;     /* 0 = empty slot, else type + 1 */
+    size_t seen_n, seen_cap;
+    packer *idle[2];        /* packers not in use by a thread, per type */
+    packer **everyone;
+    size_t neveryone;
+    stored_pack *pending;   /* uploaded, not yet in an index file */
+    size_t npending, pending_cap, pending_blobs;
+    cr_index *added;        /* everything stored, merged into repo->index at flush */
+    cr_writer_stats stats;
+    int sticky_error;
+    pthread_mutex_t index_mu; /* serialises index file writes */
+};
+
+static uint64_t id_hash(const cr_id *id)
+{
+    uint64_t h;
+    memcpy(&h, id->b + 8, sizeof h);
+    return h;
+}
+
+static int seen_grow(cr_writer *w)
+{
+    size_t cap = w->seen_cap ? w->seen_cap * 2 : 1 << 14;
+    cr_id *ids = calloc(cap, sizeof *ids);
+    uint8_t *types = calloc(cap, 1);
+    if (!ids || !types) {
+        free(ids);
+        free(types);
+        return cr_error(-ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < w->seen_cap; i++) {
+        if (!w->seen_type[i]) continue;
+        size_t s = (id_hash(&w->seen[i]) ^ w->seen_type[i]) & (cap - 1);
+        while (types[s]) s = (s + 1) & (cap - 1);
+        ids[s] = w->seen[i];
+        types[s] = w->seen_type[i];
+    }
+    free(w->seen);
+    free(w->seen_type);
+    w->seen = ids;
+    w->seen_type = types;
+    w->seen_cap = cap;
+    return 0;
+}
+
+/* Returns 1 if (t, id) was already there, 0 if inserted now. */
+static int seen_insert(cr_writer *w, cr_blob_type t, const cr_id *id, bool insert)
+{
+    if (insert && (w->seen_n + 1) * 2 > w->seen_cap) CR_TRY(seen_grow(w));
+    if (!w->seen_cap) return 0;
+    uint8_t tag = (uint8_t)(t + 1);
+    size_t mask = w->seen_cap - 1, s = (id_hash(id) ^ tag) & mask;
+    for (; w->seen_type[s]; s = (s + 1) & mask)
+        if (w->seen_type[s] == tag && cr_id_eq(&w->seen[s], id)) return 1;
+    if (insert) {
+        w->seen[s] = *id;
+        w->seen_type[s] = tag;
+        w->seen_n++;
+    }
+    return 0;
+}
+
+int cr_writer_new(cr_repo *r, const cr_writer_opts *opts, cr_writer **out)
+{
+    CR_TRY(cr_repo_load_index(r));
+    cr_writer *w = calloc(1, sizeof *w);
+    if (!w || !(w->added = cr_index_new())) {
+        free(w);
+        return cr_error(-ENOMEM, "out of memory");
+    }
+    w->repo = r;
+    w->opts = *opts;
+    if (!w->opts.pack_size) w->opts.pack_size = CR_PACK_SIZE_DEFAULT;
+    if (r->cfg.version < 2) w->opts.compression = CR_COMPRESS_OFF;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_mutex_init(&w->index_mu, NULL);
+    *out = w;
+    return 0;
+}
+
+bool cr_writer_has_blob(cr_writer *w, cr_blob_type t, const cr_id *id)
+{
+    size_t count;
+    if (cr_index_lookup(w->repo->index, t, id, &count)) return true;
+    pthread_mutex_lock(&w->mu);
+    bool seen = seen_insert(w, t, id, false) == 1;
+    pthread_mutex_unlock(&w->mu);
+    return seen;
+}
+
+/* ---- packers ---------------------------------------------------------- */
+
+static packer *take_packer(cr_writer *w, cr_blob_type t)
+{
+    pthread_mutex_lock(&w->mu);
+    packer *p = w->idle[t];
+    if (p) w->idle[t] = p->next;
+    else if ((p = calloc(1, sizeof *p))) {
+        packer **all = realloc(w->everyone, (w->neveryone + 1) * sizeof *all);
+        if (!all) {
+            free(p);
+            p = NULL;
+        } else {
+            w->everyone = all;
+            w->everyone[w->neveryone++] = p;
+            p->type = t;
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return p;
+}
+
+static void give_back(cr_writer *w, packer *p)
+{
+    pthread_mutex_lock(&w->mu);
+    p->next = w->idle[p->type];
+    w->idle[p->type] = p;
+    pthread_mutex_unlock(&w->mu);
+}
+
+static size_t header_entry_size(const cr_pack_blob *b)
+{
+    return b->ulen ? CR_PACK_ENTRY_COMPRESSED : CR_PACK_ENTRY_PLAIN;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+}
+
+/* Header plaintext (spec §8.2): type byte, LE32 length, [LE32 ulen], ID. */
+static int build_header(const packer *p, cr_buf *h)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        const cr_pack_blob *b = &p->blobs[i];
+        uint8_t e[CR_PACK_ENTRY_COMPRESSED];
+        size_t k = header_entry_size(b);
+        e[0] = (uint8_t)((b->ulen ? 2 : 0) | (b->type == CR_BLOB_TREE ? 1 : 0));
+        put_le32(e + 1, b->length);
+        if (b->ulen) put_le32(e + 5, b->ulen);
+        memcpy(e + k - CR_ID_SIZE, b->id.b, CR_ID_SIZE);
+        CR_TRY(cr_buf_append(h, e, k));
+    }
+    return 0;
+}
+
+static int remember_stored(cr_writer *w, const cr_id *pack_id, packer *p)
+{
+    pthread_mutex_lock(&w->mu);
+    int r = 0;
+    if (w->npending == w->pending_cap) {
+        size_t cap = w->pending_cap ? w->pending_cap * 2 : 64;
+        stored_pack *sp = realloc(w->pending, cap * sizeof *sp);
+        if (!sp) r = cr_error(-ENOMEM, "out of memory");
+        else w->pending = sp, w->pending_cap = cap;
+    }
+    if (r == 0) {
+        w->pending[w->npending++] = (stored_pack){*pack_id, p->blobs, p->n};
+        w->pending_blobs += p->n;
+        for (size_t i = 0; r == 0 && i < p->n; i++) {
+            cr_index_entry e = {.id = p->blobs[i].id, .offset = p->blobs[i].offset, .length = p->blobs[i].length,
+                                .ulen = p->blobs[i].ulen, .type = (uint8_t)p->blobs[i].type};
+            r = cr_index_add(w->added, pack_id, &e);
+        }
+        w->stats.packs_written++;
+        p->blobs = NULL;
+        p->n = p->cap = 0;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return r;
+}
+
+/* Seal the header, append its length, name the pack by its hash, store it. */
+static int finish_pack(cr_writer *w, packer *p)
+{
+    _cleanup_buf_ cr_buf header = CR_BUF_INIT;
+    CR_TRY(build_header(p, &header));
+    size_t hlen = header.len + CR_CRYPTO_OVERHEAD;
+    CR_TRY(cr_buf_reserve(&p->data, hlen + 4));
+    CR_TRY(cr_seal(&w->repo->master, header.data, header.len, p->data.data + p->data.len));
+    p->data.len += hlen;
+    put_le32(p->data.data + p->data.len, (uint32_t)hlen);
+    p->data.len += 4;
+    cr_id id;
+    cr_sha256(p->data.data, p->data.len, id.b);
+    char hex[CR_ID_HEX + 1];
+    cr_id_to_hex(&id, hex);
+    int r = cr_be_save(w->repo->be, CR_FILE_PACK, hex, p->data.data, p->data.len);
+    if (r == -EEXIST) r = 0; /* identical bytes are already stored */
+    CR_TRY(r);
+    cr_buf_reset(&p->data);
+    return remember_stored(w, &id, p);
+}
+
+/* ---- index files ------------------------------------------------------ */
+
+static int encode_index(const stored_pack *packs, size_t n, cr_buf *out)
+{
+    CR_TRY(cr_buf_puts(out, "{\"packs\":["));
+    for (size_t i = 0; i < n; i++) {
+        char hex[CR_ID_HEX + 1];
+        cr_id_to_hex(&packs[i].id, hex);
+        CR_TRY(cr_buf_printf(out, "%s{\"id\":\"%s\",\"blobs\":[", i ? "," : "", hex));
+        for (size_t k = 0; k < packs[i].n; k++) {
+            const cr_pack_blob *b = &packs[i].blobs[k];
+            cr_id_to_hex(&b->id, hex);
+            CR_TRY(cr_buf_printf(out, "%s{\"id\":\"%s\",\"type\":\"%s\",\"offset\":%u,\"length\":%u", k ? "," : "",
+                                 hex, cr_blob_type_name(b->type), b->offset, b->length));
+            if (b->ulen) CR_TRY(cr_buf_printf(out, ",\"uncompressed_length\":%u", b->ulen));
+            CR_TRY(cr_buf_putc(out, '}'));
+        }
+        CR_TRY(cr_buf_puts(out, "]}"));
+    }
+    return cr_buf_puts(out, "]}\n");
+}
+
+static void free_stored(stored_pack *packs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(packs[i].blobs);
+    free(packs);
+}
+
+/* Write index files for uploaded packs; with `all` false only once enough
+ * entries have piled up. */
+static int write_pending_index(cr_writer *w, bool all)
+{
+    pthread_mutex_lock(&w->index_mu);
+    pthread_mutex_lock(&w->mu);
+    stored_pack *packs = NULL;
+    size_t n = 0;
+    if (w->npending && (all || w->pending_blobs >= CR_INDEX_FLUSH_BLOBS)) {
+        packs = w->pending;
+        n = w->npending;
+        w->pending = NULL;
+        w->npending = w->pending_cap = w->pending_blobs = 0;
+    }
+    pthread_mutex_unlock(&w->mu);
+    int r = 0;
+    if (n) {
+        cr_buf json = CR_BUF_INIT;
+        r = encode_index(packs, n, &json);
+        if (r == 0) r = cr_repo_save_unpacked(w->repo, CR_FILE_INDEX, json.data, json.len, NULL);
+        cr_buf_free(&json);
+        free_stored(packs, n);
+        if (r == 0) {
+            pthread_mutex_lock(&w->mu);
+            w->stats.index_files_written++;
+            pthread_mutex_unlock(&w->mu);
+        }
+    }
+    pthread_mutex_unlock(&w->index_mu);
+    return r;
+}
+
+/* ---- saving blobs ----------------------------------------------------- */
+
+static bool wants_compression(const cr_writer *w, cr_blob_type t, size_t n)
+{
+    if (w->repo->cfg.version < 2 || n == 0) return false;
+    return t == CR_BLOB_TREE || w->opts.compression != CR_COMPRESS_OFF;
+}
+
+static _Thread_local cr_buf tl_zbuf;
+
+/* Compress (when due) and seal one blob into the packer. */
+static int append_blob(cr_writer *w, packer *p, cr_blob_type t, const void *data, size_t n, const cr_id *id)
+{
+    const uint8_t *src = data;
+    size_t slen = n;
+    uint32_t ulen = 0;
+    if (wants_compression(w, t, n)) {
+        int level = t == CR_BLOB_TREE && w->opts.compression == CR_COMPRESS_OFF ? 3 : cr_compression_level(w->opts.compression);
+        CR_TRY(cr_zstd_compress(data, n, level, &tl_zbuf));
+        src = tl_zbuf.data;
+        slen = tl_zbuf.len;
+        ulen = (uint32_t)n;
+    }
+    if (!p->data.cap) CR_TRY(cr_buf_reserve(&p->data, w->opts.pack_size + slen + 4096));
+    CR_TRY(cr_buf_reserve(&p->data, slen + CR_CRYPTO_OVERHEAD));
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 256;
+        cr_pack_blob *b = realloc(p->blobs, cap * sizeof *b);
+        if (!b) return cr_error(-ENOMEM, "out of memory");
+        p->blobs = b;
+        p->cap = cap;
+    }
+    CR_TRY(cr_seal(&w->repo->master, src, slen, p->data.data + p->data.len));
+    cr_pack_blob *b = &p->blobs[p->n++];
+    b->type = t;
+    b->offset = (uint32_t)p->data.len;
+    b->length = (uint32_t)(slen + CR_CRYPTO_OVERHEAD);
+    b->ulen = ulen;
+    b->id = *id;
+    p->data.len += b->length;
+    pthread_mutex_lock(&w->mu);
+    if (t == CR_BLOB_TREE) w->stats.tree_blobs++;
+    else w->stats.data_blobs++;
+    w->stats.data_added += n;
+    w->stats.data_added_packed += b->length;
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+static bool pack_is_full(const cr_writer *w, const packer *p)
+{
+    /* Header entries are bounded too: 16 MiB of header is ~400,000 blobs. */
+    return p->data.len >= w->opts.pack_size || p->n * CR_PACK_ENTRY_COMPRESSED >= CR_PACK_HEADER_MAX - 4096;
+}
+
+static int fail_sticky(cr_writer *w, int r)
+{
+    pthread_mutex_lock(&w->mu);
+    if (!w->sticky_error) w->sticky_error = r;
+    pthread_mutex_unlock(&w->mu);
+    return r;
+}
+
+int cr_writer_save_blob(cr_writer *w, cr_blob_type t, const void *data, size_t n, const cr_id *known_id,
+                        cr_id *id_out, bool *added)
+{
+    cr_id id;
+    if (known_id) id = *known_id;
+    else cr_sha256(data, n, id.b);
+    if (id_out) *id_out = id;
+    if (added) *added = false;
+    if (n > UINT32_MAX - 4096) return cr_error(-EFBIG, "blob of %zu bytes is too large", n);
+    size_t count;
+    if (cr_index_lookup(w->repo->index, t, &id, &count)) return 0;
+    pthread_mutex_lock(&w->mu);
+    int r = w->sticky_error;
+    int dup = r ? 1 : seen_insert(w, t, &id, true);
+    pthread_mutex_unlock(&w->mu);
+    if (r < 0) return cr_error(r, "an earlier upload failed");
+    if (dup) return dup < 0 ? dup : 0;
+    packer *p = take_packer(w, t);
+    if (!p) return fail_sticky(w, cr_error(-ENOMEM, "out of memory"));
+    r = append_blob(w, p, t, data, n, &id);
+    if (r == 0 && pack_is_full(w, p)) r = finish_pack(w, p);
+    give_back(w, p);
+    if (r == 0) r = write_pending_index(w, false);
+    if (r < 0) return fail_sticky(w, r);
+    if (added) *added = true;
+    return 0;
+}
+
+int cr_writer_flush(cr_writer *w)
+{
+    if (w->sticky_error) return cr_error(w->sticky_error, "an earlier upload failed");
+    for (size_t i = 0; i < w->neveryone; i++) {
+        packer *p = w->everyone[i];
+        if (p->n) {
+            int r = finish_pack(w, p);
+            if (r < 0) return fail_sticky(w, r);
+        }
+    }
+    int r = write_pending_index(w, true);
+    if (r < 0) return fail_sticky(w, r);
+    /* Make the new blobs visible to later lookups through the repository index. */
+    pthread_mutex_lock(&w->mu);
+    cr_index *idx = w->repo->index;
+    for (size_t i = 0; r == 0 && i < w->added->nblobs; i++)
+        r = cr_index_add(idx, &w->added->packs[w->added->blobs[i].pack], &w->added->blobs[i]);
+    cr_index_finish(idx);
+    w->added->nblobs = 0;
+    pthread_mutex_unlock(&w->mu);
+    return r;
+}
+
+void cr_writer_get_stats(cr_writer *w, cr_writer_stats *st)
+{
+    pthread_mutex_lock(&w->mu);
+    *st = w->stats;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void cr_writer_free(cr_writer *w)
+{
+    if (!w) return;
+    for (size_t i = 0; i < w->neveryone; i++) {
+        cr_buf_free(&w->everyone[i]->data);
+        free(w->everyone[i]->blobs);
+        free(w->everyone[i]);
+    }
+    free(w->everyone);
+    free_stored(w->pending, w->npending);
+    free(w->seen);
+    free(w->seen_type);
+    cr_index_free(w->added);
+    pthread_mutex_destroy(&w->mu);
+    pthread_mutex_destroy(&w->index_mu);
+    free(w);
+}
