@@ -136,7 +136,7 @@ static int quote_rune(cr_buf *out, const uint8_t *p, int len, uint32_t r)
 
 int cr_goquote(cr_buf *out, const void *s, size_t n)
 {
-    const uint8_t *p = s;
+    const uint8_t *p = n ? s : (const uint8_t *)""; /* s may be NULL when n == 0 */
     size_t i = 0;
     CR_TRY(cr_buf_reserve(out, n));
     while (i < n) {
@@ -249,7 +249,7 @@ static int unquote_fail(cr_buf *out, size_t old_len, size_t at, const char *what
 
 int cr_gounquote(cr_buf *out, const char *s, size_t n)
 {
-    const uint8_t *p = (const uint8_t *)s;
+    const uint8_t *p = n ? (const uint8_t *)s : (const uint8_t *)"";
     size_t old_len = out->len, i = 0;
     CR_TRY(cr_buf_reserve(out, n));
     while (i < n) {

@@ -163,7 +163,8 @@ static bool wall_clock_of(const cr_time *t, wall_clock *w)
     int64_t local;
     if (__builtin_add_overflow(t->sec, (int64_t)t->offset, &local)) return false;
     w->days = floor_div(local, SECS_PER_DAY);
-    int64_t of_day = local - w->days * SECS_PER_DAY;
+    int64_t of_day = local % SECS_PER_DAY; /* not local - days * 86400: overflows at INT64_MIN */
+    if (of_day < 0) of_day += SECS_PER_DAY;
     w->date = civil_from_days(w->days);
     w->hour = (int)(of_day / 3600);
     w->min = (int)(of_day / 60 % 60);

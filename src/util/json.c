@@ -383,6 +383,7 @@ void cr_json_free(cr_json_doc *doc)
 int cr_json_parse(const char *text, size_t n, cr_json_doc **out)
 {
     *out = NULL;
+    if (!text) text = ""; /* n must be 0; avoids arithmetic on NULL */
     if (n >= UINT32_MAX) return cr_error(CR_E_FORMAT, "JSON: document too large (%zu bytes)", n);
     /* The string area needs at most n + 1 bytes: every string decodes to
      * fewer bytes than its quoted source, and every number is followed by a
@@ -555,7 +556,7 @@ static int put_ascii_escape(cr_buf *b, uint8_t c)
 
 int cr_json_put_string(cr_buf *b, const void *s, size_t n)
 {
-    const uint8_t *p = s;
+    const uint8_t *p = n ? s : (const uint8_t *)""; /* s may be NULL when n == 0 */
     size_t i = 0, plain = 0; /* p[plain..i) is pending verbatim output */
     CR_TRY(cr_buf_reserve(b, n + 2));
     b->data[b->len++] = '"';

@@ -16,8 +16,8 @@
  * cr_gounquote() then applies Go's own U+FFFD rule to names).
  *
  * Nesting deeper than CR_JSON_MAX_DEPTH (arrays/objects) is refused, and so
- * are documents of 4 GiB or more.  Every failure is CR_E_FORMAT with a
- * message naming the byte offset.
+ * are documents of 4 GiB or more.  Every syntax error is CR_E_FORMAT with
+ * a message naming the byte offset (or -ENOMEM when memory runs out).
  *
  * Memory: one block holds the document header and all string bytes (at most
  * the input size + 1); nodes live in a few large chunks.  No per-node malloc.

@@ -151,6 +151,9 @@ static void test_quote(void **state)
 {
     (void)state;
     cr_buf b = CR_BUF_INIT;
+    assert_int_equal(cr_goquote(&b, NULL, 0), 0);
+    assert_int_equal(cr_gounquote(&b, NULL, 0), 0);
+    assert_int_equal(b.len, 0);
     for (size_t i = 0; i < LEN(quote_cases); i++) {
         const qcase *c = &quote_cases[i];
         cr_buf_reset(&b);

@@ -292,6 +292,7 @@ static void test_malformed(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) expect_bad(bad[i]);
     expect_bad_n("{}\0", 3);
+    expect_bad_n(NULL, 0);
     /* A truncated real document fails at every cut. */
     static const char doc[] = "{\"nodes\":[{\"name\":\"a\\u0026b\",\"size\":18446744073709551615,"
                               "\"content\":null,\"x\":[true,false,-1.5e3]}]}";
@@ -376,6 +377,7 @@ static void test_writer_strings(void **state)
 {
     (void)state;
     expect_written("", 0, "\"\"");
+    expect_written(NULL, 0, "\"\"");
     expect_written("abc xyz", 7, "\"abc xyz\"");
     expect_written("<>&", 3, "\"\\u003c\\u003e\\u0026\"");
     expect_written("\"\\/", 3, "\"\\\"\\\\/\"");
