@@ -425,7 +425,16 @@ static uint8_t ascii_lower(uint8_t c)
     return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
 }
 
-/* Go's case folding of a member key against an (ASCII) field name. */
+static bool ascii_fold_eq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ascii_lower((uint8_t)a[i]) != ascii_lower((uint8_t)b[i])) return false;
+    return true;
+}
+
+/* Go's case folding of a member key against an (ASCII) field name, for keys
+ * of a different length: only U+212A (for k) and U+017F (for s) can make
+ * them equal. */
 static bool key_folds_to(const char *key, size_t klen, const char *name, size_t nlen)
 {
     static const char kelvin[] = "\xe2\x84\xaa", long_s[] = "\xc5\xbf";
@@ -450,18 +459,18 @@ const cr_json *cr_json_get(const cr_json *obj, const char *name)
     if (!obj || obj->type != CR_JSON_OBJECT) return NULL;
     size_t nlen = strlen(name);
     uint8_t first = ascii_lower((uint8_t)name[0]);
-    const cr_json *hit = NULL;
-    for (uint32_t i = 0; i < obj->len; i++) {
+    /* Lead byte of U+212A / U+017F, which fold onto k / s. */
+    uint8_t first_alt = first == 'k' ? 0xe2 : first == 's' ? 0xc5 : 0;
+    /* Backwards: the last matching member is the one Go keeps. */
+    for (uint32_t i = obj->len; i-- > 0;) {
         const cr_json *m = &obj->kids[i];
-        if (m->keylen == nlen && memcmp(m->key, name, nlen) == 0) {
-            hit = m;
-            continue;
-        }
-        /* Cheap pre-check; a non-ASCII first byte may be a folded k or s. */
-        uint8_t k = m->keylen ? (uint8_t)m->key[0] : 0;
-        if ((ascii_lower(k) == first || k >= 0x80) && key_folds_to(m->key, m->keylen, name, nlen)) hit = m;
+        uint8_t k0 = m->keylen ? (uint8_t)m->key[0] : 0;
+        if (ascii_lower(k0) != first && !(first_alt && k0 == first_alt)) continue;
+        bool match = m->keylen == nlen ? ascii_fold_eq(m->key, name, nlen)
+                                       : key_folds_to(m->key, m->keylen, name, nlen);
+        if (match) return m;
     }
-    return hit;
+    return NULL;
 }
 
 /* ---- integers ------------------------------------------------------------ */
