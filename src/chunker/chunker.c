@@ -42,8 +42,10 @@
 struct cr_chunker {
     uint64_t mod[256];  /* restic's mod table                                */
     uint64_t out2[256]; /* (b * x^(8*64)) mod pol: restic's out[b] times x^8 */
+    uint8_t nib[4][7][32] __attribute__((aligned(32))); /* AVX2 kernel's     */
     uint64_t pol;
     unsigned shift;     /* deg(pol) - 8                                      */
+    bool simd;          /* use the AVX2 kernel                               */
     size_t count;       /* bytes of the current chunk seen                   */
     uint64_t digest;    /* fingerprint of the 64 bytes before the next one   */
     uint64_t last_fp;
@@ -83,6 +85,7 @@ struct tables {
     uint64_t pol;
     uint64_t mod[256];
     uint64_t out2[256];
+    uint8_t nib[4][7][32];
 };
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -101,6 +104,7 @@ static int tables_compute(uint64_t pol, struct tables *t)
     t->pol = pol;
     cr_chunker_tables(pol, out, t->mod);
     for (unsigned b = 0; b < 256; b++) t->out2[b] = cr_pol_mod(out[b] << 8, pol);
+    cr_chunker_nibble_tables(t->mod, t->out2, k, t->nib);
     return 0;
 }
 
@@ -142,12 +146,21 @@ int cr_chunker_new(uint64_t pol, cr_chunker **out)
     if (!c) return cr_error(-ENOMEM, "out of memory");
     memcpy(c->mod, t.mod, sizeof c->mod);
     memcpy(c->out2, t.out2, sizeof c->out2);
+    memcpy(c->nib, t.nib, sizeof c->nib);
     c->pol = pol;
     c->shift = (unsigned)cr_pol_deg(pol) - 8;
+    cr_chunker_set_simd(c, true);
     c->last_fp = 0;
     cr_chunker_reset(c);
     *out = c;
     return 0;
+}
+
+void cr_chunker_set_simd(cr_chunker *c, bool on)
+{
+    /* The kernel's plane layout is made for degree 53, the only one restic
+     * generates; other degrees take the scalar code. */
+    c->simd = on && c->shift == COMMON_SHIFT && cr_chunker_avx2_available();
 }
 
 void cr_chunker_free(cr_chunker *c)
@@ -334,6 +347,16 @@ static size_t find_cut(cr_chunker *c, const uint8_t *buf, size_t pos, size_t lim
         size_t i = pos + find_small(c, p + pos, end - pos, &c->digest);
         if (i < end) return i;
         pos = end;
+    }
+    if (c->simd) {
+        bool hit;
+        size_t i = pos + cr_chunker_find_avx2(c->nib, buf + pos, limit - pos, &hit);
+        if (hit) {
+            c->digest = fp_of(c, buf + i + 1 - CR_CHUNK_WINDOW); /* the window ending at i */
+            return i;
+        }
+        if (i > pos) c->digest = fp_of(c, buf + i - CR_CHUNK_WINDOW); /* the one before i */
+        pos = i;
     }
     size_t m = limit - pos;
     return pos + (c->shift == COMMON_SHIFT ? find_common : find_any)(c, buf + pos, m, &c->digest);

@@ -130,10 +130,21 @@ static chunk_list chunk_buffer(cr_chunker *c, const uint8_t *data, size_t n, uin
     cr_chunker_reset(c);
     while (pos < n) {
         size_t piece = piece_seed ? next_piece(&rng, n - pos) : n - pos;
+        /* Each piece in a buffer of its own, after 64 bytes of garbage: the
+         * chunker must not look before the pointer it was given. */
+        uint8_t *copy = NULL;
+        const uint8_t *src = data + pos;
+        if (piece_seed) {
+            copy = malloc(piece + 64);
+            assert_non_null(copy);
+            memset(copy, 0xa5, 64);
+            memcpy(copy + 64, data + pos, piece);
+            src = copy + 64;
+        }
         size_t at = 0;
         while (at < piece) {
             bool cut;
-            size_t used = cr_chunker_scan(c, data + pos + at, piece - at, &cut);
+            size_t used = cr_chunker_scan(c, src + at, piece - at, &cut);
             assert_true(used <= piece - at);
             at += used;
             if (cut) {
@@ -144,6 +155,7 @@ static chunk_list chunk_buffer(cr_chunker *c, const uint8_t *data, size_t n, uin
                 assert_int_equal(at, piece);
             }
         }
+        free(copy);
         pos += piece;
     }
     if (start < n) list_push(&l, (chunk){start, n - start, false, 0});
