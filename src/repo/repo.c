@@ -34,11 +34,14 @@ int cr_config_parse(const char *json, size_t n, cr_config *cfg)
     if (r == 0 && (!cr_json_is(id, CR_JSON_STRING) || cr_id_from_hex(&cfg->id, id->str, id->len) < 0))
         r = cr_error(CR_E_FORMAT, "config: invalid repository id");
     if (r == 0) {
-        /* The polynomial is hex without 0x; a missing one reads as 0 and is refused below. */
+        /* The polynomial is hex without 0x; a missing one reads as 0 and is refused below.
+         * Only hex digits, as Go's strconv.ParseUint(s, 16, 64): strtoull alone would
+         * also take a sign, leading spaces and a 0x prefix. */
         char *end = NULL;
         errno = 0;
-        cfg->chunker_pol = cr_json_is(pol, CR_JSON_STRING) && pol->len ? strtoull(pol->str, &end, 16) : 0;
-        if (!cr_json_is(pol, CR_JSON_STRING) || !pol->len || errno || *end)
+        bool hex = cr_json_is(pol, CR_JSON_STRING) && pol->len && strspn(pol->str, "0123456789abcdefABCDEF") == pol->len;
+        cfg->chunker_pol = hex ? strtoull(pol->str, &end, 16) : 0;
+        if (!hex || errno || *end)
             r = cr_error(CR_E_FORMAT, "config: invalid chunker polynomial");
         else if (!cr_pol_irreducible(cfg->chunker_pol))
             r = cr_error(CR_E_FORMAT, "config: chunker polynomial %llx is not irreducible",
