@@ -60,7 +60,8 @@ void cr_sha256_update(cr_sha256_ctx *ctx, const void *p, size_t n);
 void cr_sha256_final(cr_sha256_ctx *ctx, uint8_t out[32]); /* also re-initialises ctx */
 void cr_sha256_free(cr_sha256_ctx *ctx);
 
-/* Cryptographically secure random bytes; 0 or negative. */
+/* Cryptographically secure random bytes (getrandom(2), OpenSSL RAND as a
+ * fallback where the system call is blocked); 0 or negative. */
 int cr_random(void *buf, size_t n);
 
 /* scrypt (RFC 7914) with restic's validity rules: N > 1 and a power of two,
