@@ -397,7 +397,8 @@ int cr_json_parse(const char *text, size_t n, cr_json_doc **out)
         .end = (const uint8_t *)text + n,
         .out = doc->strings,
         .doc = doc,
-        .chunk_nodes = n / 32 + 16, /* roughly one node per 20-40 input bytes */
+        /* Roughly one node per 20-40 input bytes; later chunks double. */
+        .chunk_nodes = n / 32 + 16 < MAX_CHUNK_NODES ? n / 32 + 16 : MAX_CHUNK_NODES,
     };
     int r = parse_value(&P, &doc->root);
     if (r >= 0) {
