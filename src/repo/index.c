@@ -69,6 +69,18 @@ int cr_index_pack_pos(cr_index *idx, const cr_id *pack, uint32_t *pos)
     return 0;
 }
 
+bool cr_index_find_pack(const cr_index *idx, const cr_id *pack, uint32_t *pos)
+{
+    if (!idx->pack_slots_cap) return false;
+    size_t mask = idx->pack_slots_cap - 1, s = id_hash(pack) & mask;
+    for (; idx->pack_slots[s] != UINT32_MAX; s = (s + 1) & mask)
+        if (cr_id_eq(&idx->packs[idx->pack_slots[s]], pack)) {
+            *pos = idx->pack_slots[s];
+            return true;
+        }
+    return false;
+}
+
 int cr_index_add(cr_index *idx, const cr_id *pack, const cr_index_entry *e)
 {
     uint32_t pos;

@@ -37,6 +37,8 @@ int cr_index_add_json(cr_index *idx, const char *json, size_t n, unsigned repo_v
 int cr_index_add(cr_index *idx, const cr_id *pack, const cr_index_entry *e);
 /* Position of a pack, adding it if new. */
 int cr_index_pack_pos(cr_index *idx, const cr_id *pack, uint32_t *pos);
+/* Position of a known pack without adding it; false if the index lacks it. */
+bool cr_index_find_pack(const cr_index *idx, const cr_id *pack, uint32_t *pos);
 /* Sort by (id, type) and drop exact duplicates; lookups need it. */
 void cr_index_finish(cr_index *idx);
 /* All locations of a blob: returns the first matching entry and sets *count
