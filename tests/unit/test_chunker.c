@@ -446,10 +446,17 @@ static void test_vector_inputs(void **state)
         chunk_list whole = chunk_buffer(c, data, n, 0);
         check_known_chunks(&whole, data, jget(in, "chunks"), "sha256");
         for (uint64_t seed = 1; seed <= 4; seed++) {
+            cr_chunker_set_simd(c, seed % 2); /* the SIMD kernel and the scalar code */
             chunk_list pieces = chunk_buffer(c, data, n, seed * 7919);
             assert_same_chunks(&whole, &pieces);
             free(pieces.v);
+            if (seed % 2 == 0) {
+                chunk_list scalar = chunk_buffer(c, data, n, 0);
+                assert_same_chunks(&whole, &scalar);
+                free(scalar.v);
+            }
         }
+        cr_chunker_set_simd(c, true);
         chunk_list oracle = ref_chunk(&ref, data, n);
         assert_same_chunks(&whole, &oracle);
         free(oracle.v);
@@ -586,6 +593,10 @@ static void test_random_data_vs_oracle(void **state)
         assert_same_chunks(&oracle, &whole);
         chunk_list pieces = chunk_buffer(c, data, n, 31337 + (uint64_t)i);
         assert_same_chunks(&oracle, &pieces);
+        free(pieces.v);
+        cr_chunker_set_simd(c, false);
+        pieces = chunk_buffer(c, data, n, 0);
+        assert_same_chunks(&oracle, &pieces);
         free(oracle.v);
         free(whole.v);
         free(pieces.v);
@@ -613,6 +624,10 @@ static void test_dense_candidates(void **state)
     chunk_list whole = chunk_buffer(c, data, n, 0);
     assert_same_chunks(&oracle, &whole);
     chunk_list pieces = chunk_buffer(c, data, n, 2718);
+    assert_same_chunks(&oracle, &pieces);
+    free(pieces.v);
+    cr_chunker_set_simd(c, false);
+    pieces = chunk_buffer(c, data, n, 0);
     assert_same_chunks(&oracle, &pieces);
     free(oracle.v);
     free(whole.v);
