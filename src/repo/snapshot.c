@@ -273,20 +273,29 @@ bool cr_snapshot_has_tag(const cr_snapshot *s, const char *tag)
     return false;
 }
 
-/* One --tag value "a,b": all listed tags present; "" matches untagged snapshots. */
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+/* One --tag value "a,b": all listed tags present, as restic 0.14's HasTags:
+ * tags are split at commas and trimmed of white space; an empty tag matches
+ * a snapshot without tags (and then decides), otherwise it is looked up like
+ * any other tag. */
 static bool has_tag_list(const cr_snapshot *s, const char *list)
 {
     const char *p = list;
     for (;;) {
         const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        char tag[1024];
-        if (len >= sizeof tag) return false;
-        memcpy(tag, p, len);
-        tag[len] = 0;
-        if (len == 0) {
-            if (s->ntags == 0) return true;
-        } else if (!cr_snapshot_has_tag(s, tag)) return false;
+        const char *end = comma ? comma : p + strlen(p);
+        while (p < end && is_space(*p)) p++;
+        while (end > p && is_space(end[-1])) end--;
+        size_t len = (size_t)(end - p);
+        if (len == 0 && s->ntags == 0) return true;
+        bool found = false;
+        for (size_t i = 0; i < s->ntags && !found; i++)
+            found = strlen(s->tags[i]) == len && !memcmp(s->tags[i], p, len);
+        if (!found) return false;
         if (!comma) return true;
         p = comma + 1;
     }
