@@ -1,6 +1,7 @@
 /* Repository locks (spec §14). */
 #include "repo/lock.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
@@ -70,8 +71,11 @@ bool cr_lock_is_stale(const cr_lock_info *l, const char *this_host)
 {
     time_t now = time(NULL);
     if (now - l->time.sec > STALE_AFTER_SECONDS) return true;
-    if (this_host && l->hostname && !strcmp(l->hostname, this_host) && l->pid > 0) {
-        /* Same host: the holder is gone if its PID is. */
+    if (this_host && l->hostname && !strcmp(l->hostname, this_host)) {
+        /* Same host: the holder is gone if its PID is.  A PID that no process
+         * can have (not positive, or beyond pid_t, which a cast would wrap
+         * onto some other process) means it is gone too. */
+        if (l->pid <= 0 || l->pid > INT_MAX) return true;
         if (kill((pid_t)l->pid, 0) < 0 && errno == ESRCH) return true;
     }
     return false;
@@ -233,4 +237,35 @@ void cr_lock_release(cr_lock *l)
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
     free(l);
+}
+
+int cr_lock_remove_stale(cr_repo *r, bool remove_all, size_t *removed)
+{
+    cr_id *ids = NULL;
+    size_t n = 0;
+    *removed = 0;
+    CR_TRY(cr_repo_list_ids(r, CR_FILE_LOCK, &ids, NULL, &n));
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    _cleanup_buf_ cr_buf json = CR_BUF_INIT;
+    int e = 0;
+    for (size_t i = 0; e == 0 && i < n; i++) {
+        cr_lock_info info;
+        bool stale = remove_all;
+        if (!stale) {
+            /* An unreadable lock cannot be judged; restic leaves it too. */
+            if (cr_repo_load_unpacked(r, CR_FILE_LOCK, &ids[i], &json) < 0 ||
+                cr_lock_parse((const char *)json.data, json.len, &info) < 0)
+                continue;
+            stale = cr_lock_is_stale(&info, host);
+            cr_lock_clear(&info);
+        }
+        if (!stale) continue;
+        char hex[CR_ID_HEX + 1];
+        cr_id_to_hex(&ids[i], hex);
+        e = cr_be_remove(r->be, CR_FILE_LOCK, hex);
+        if (e == 0) (*removed)++;
+    }
+    free(ids);
+    return e;
 }
