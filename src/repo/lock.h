@@ -22,6 +22,9 @@ void cr_lock_clear(cr_lock_info *l);
 /* Stale: older than 30 minutes, or on this host with a dead PID. */
 bool cr_lock_is_stale(const cr_lock_info *l, const char *this_host);
 
+/* Remove stale locks (all locks with remove_all); returns how many were removed. */
+int cr_lock_remove_stale(cr_repo *r, bool remove_all, size_t *removed);
+
 typedef struct cr_lock cr_lock; /* a lock we hold; refreshed in the background */
 /* Acquire per spec §14 (CR_E_LOCKED with the holder named on conflict).
  * retry_seconds > 0 retries with back-off for that long. */
