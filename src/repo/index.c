@@ -175,7 +175,8 @@ static int entry_cmp(const void *a, const void *b)
 void cr_index_finish(cr_index *idx)
 {
     if (idx->sorted) return;
-    qsort(idx->blobs, idx->nblobs, sizeof *idx->blobs, entry_cmp);
+    if (idx->nblobs > 1) /* qsort(NULL, 0, ...) is undefined: an empty index has no array yet */
+        qsort(idx->blobs, idx->nblobs, sizeof *idx->blobs, entry_cmp);
     size_t w = 0;
     for (size_t i = 0; i < idx->nblobs; i++) {
         if (w && entry_cmp(&idx->blobs[w - 1], &idx->blobs[i]) == 0) continue; /* same pack listed twice */
