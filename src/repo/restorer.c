@@ -196,7 +196,7 @@ static void report(rs *r, const char *item, const char *fmt, ...)
     r->st.errors++;
     pthread_mutex_unlock(&r->st_lock);
     pthread_mutex_lock(&r->cb_lock);
-    if (r->o->on_error) r->o->on_error(r->o->ud, item[0] ? item : "/", msg);
+    if (r->o->on_error) r->o->on_error(r->o->ud, item && item[0] ? item : "/", msg);
     pthread_mutex_unlock(&r->cb_lock);
 }
 
@@ -204,7 +204,7 @@ static void item_done(rs *r, const char *item, const char *action, uint64_t size
 {
     if (!r->o->on_item) return;
     pthread_mutex_lock(&r->cb_lock);
-    r->o->on_item(r->o->ud, item[0] ? item : "/", action, size);
+    r->o->on_item(r->o->ud, item && item[0] ? item : "/", action, size);
     pthread_mutex_unlock(&r->cb_lock);
 }
 
@@ -242,7 +242,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 static void quote_name(const char *name, size_t len, char *out, size_t outsz)
 {
     cr_buf b = CR_BUF_INIT;
-    if (cr_goquote(&b, name, len) == 0 && cr_buf_nul(&b) == 0) snprintf(out, outsz, "%s", (char *)b.data);
+    if (cr_goquote(&b, name, len) == 0 && cr_buf_nul(&b) == 0) snprintf(out, outsz, "\"%s\"", (char *)b.data);
     else snprintf(out, outsz, "?");
     cr_buf_free(&b);
 }
@@ -806,14 +806,20 @@ static int load_tree(rs *r, const cr_id *id, cr_tree **out)
 
 /* Which nodes repeat an earlier name (hostile trees: "evil" as a symlink
  * and as a directory).  Later duplicates are refused. */
-static int cmp_node_names(const void *a, const void *b)
+static int cmp_names(const cr_node *x, const cr_node *y)
 {
-    const cr_node *x = *(const cr_node *const *)a, *y = *(const cr_node *const *)b;
     size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
     int c = memcmp(x->name, y->name, n);
     if (c) return c;
-    if (x->name_len != y->name_len) return x->name_len < y->name_len ? -1 : 1;
-    return x < y ? -1 : x > y;
+    return (x->name_len > y->name_len) - (x->name_len < y->name_len);
+}
+
+/* by name, then by position: the first of equal names stays first */
+static int cmp_node_names(const void *a, const void *b)
+{
+    const cr_node *x = *(const cr_node *const *)a, *y = *(const cr_node *const *)b;
+    int c = cmp_names(x, y);
+    return c ? c : (x > y) - (x < y);
 }
 
 static int find_duplicates(const cr_tree *t, bool **dup)
@@ -824,7 +830,7 @@ static int find_duplicates(const cr_tree *t, bool **dup)
     bool sorted = true;
     for (size_t i = 0; i < t->n; i++) {
         v[i] = &t->nodes[i];
-        if (i && cmp_node_names(&v[i - 1], &v[i]) >= 0) sorted = false;
+        if (i && cmp_names(v[i - 1], v[i]) >= 0) sorted = false;
     }
     if (sorted) return 0; /* strictly increasing: no duplicates */
     qsort(v, t->n, sizeof *v, cmp_node_names);
@@ -863,12 +869,12 @@ static int visit_dir1(rs *r, const cr_node *n, uint32_t dir, cr_buf *loc, unsign
                       bool descend, bool *restored_any)
 {
     uint8_t *flags;
-    if (!n->has_subtree) {
-        report(r, (char *)loc->data, "directory without subtree");
+    if (!selected && !descend) {
         r->flags[seq] |= F_SKIP;
         return 0;
     }
-    if (!selected && !descend) {
+    if (!n->has_subtree) {
+        report(r, (char *)loc->data, "directory without subtree");
         r->flags[seq] |= F_SKIP;
         return 0;
     }
@@ -1843,7 +1849,8 @@ static int restore_all(rs *r, const cr_id *root)
     /* pass 1 */
     cr_buf loc = CR_BUF_INIT;
     bool any = false;
-    int e = walk1(r, root, top, &loc, 0, &any);
+    int e = cr_buf_nul(&loc); /* locations are never NULL, the root is "" */
+    if (e == 0) e = walk1(r, root, top, &loc, 0, &any);
     if (e < 0) return cr_buf_free(&loc), e;
     progress(r, false);
 
