@@ -177,9 +177,10 @@ static int parse_node(parse_ctx *c, const cr_json *obj, cr_node *n)
 {
     if (!cr_json_is(obj, CR_JSON_OBJECT)) return cr_error(CR_E_FORMAT, "node is not an object");
     CR_TRY(parse_name(c, obj, n));
-    size_t tlen;
-    CR_TRY(opt_string(c, obj, "type", &n->type_name, &tlen));
-    n->type = n->type_name ? node_type_from(n->type_name, tlen) : CR_NODE_UNKNOWN;
+    CR_TRY(opt_string(c, obj, "type", &n->type_name, NULL));
+    /* type_name is a C string (and written back as one): classify what it
+     * holds up to a NUL, so "file\u0000" does not change type on re-encoding. */
+    n->type = n->type_name ? node_type_from(n->type_name, strlen(n->type_name)) : CR_NODE_UNKNOWN;
     if (!n->type_name) n->type_name = "";
     CR_TRY(opt_u32(obj, "mode", &n->mode));
     CR_TRY(opt_time(obj, "mtime", &n->mtime));
