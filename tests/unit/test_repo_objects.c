@@ -543,6 +543,20 @@ static void test_tree_members(void **state)
     assert_tree_reencodes(t, zero, strlen(zero));
     cr_tree_free(t);
 
+    /* A type with a NUL: classified by the C string it is written back as,
+     * so re-encoding cannot change the node's type (found by fuzz_tree). */
+    t = parse_tree_str("{\"nodes\":[{\"name\":\"a\",\"type\":\"file\\u0000x\"},{\"name\":\"b\",\"type\":\"\\u0000dir\"}]}");
+    assert_int_equal(t->nodes[0].type, CR_NODE_FILE);
+    assert_int_equal(t->nodes[1].type, CR_NODE_UNKNOWN);
+    _cleanup_buf_ cr_buf out = CR_BUF_INIT;
+    assert_int_equal(cr_tree_encode(&out, t->nodes, t->n), 0);
+    cr_tree *t2 = NULL;
+    assert_int_equal(cr_tree_parse((const char *)out.data, out.len, &t2), 0);
+    assert_int_equal(t2->nodes[0].type, CR_NODE_FILE);
+    assert_int_equal(t2->nodes[1].type, CR_NODE_UNKNOWN);
+    cr_tree_free(t2);
+    cr_tree_free(t);
+
     /* Accepted documents without nodes. */
     static const char *const empty[] = {"{}", "{\"nodes\":null}", " {\"nodes\" : [ ] } ", "{\"NODES\":[]}"};
     for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++) {
