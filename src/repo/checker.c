@@ -13,6 +13,7 @@
 #include "repo/snapshot.h"
 #include "util/cleanup.h"
 #include "util/error.h"
+#include "util/idset.h"
 
 typedef struct {
     cr_repo *repo;
@@ -209,50 +210,6 @@ static int check_packs(checker *c)
 
 /* ---- phase 3: snapshots and trees ------------------------------------- */
 
-/* A set of IDs (open addressing), for trees visited and blobs used. */
-typedef struct {
-    cr_id *slots;
-    uint8_t *used;
-    size_t n, cap;
-} id_set;
-
-static int set_add(id_set *s, const cr_id *id) /* 1 if it was there */
-{
-    if ((s->n + 1) * 2 > s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 1024;
-        cr_id *slots = calloc(cap, sizeof *slots);
-        uint8_t *used = calloc(cap, 1);
-        if (!slots || !used) return free(slots), free(used), cr_error(-ENOMEM, "out of memory");
-        for (size_t i = 0; i < s->cap; i++)
-            if (s->used[i]) {
-                size_t k;
-                memcpy(&k, s->slots[i].b, sizeof k);
-                for (k &= cap - 1; used[k]; k = (k + 1) & (cap - 1)) {}
-                slots[k] = s->slots[i];
-                used[k] = 1;
-            }
-        free(s->slots);
-        free(s->used);
-        s->slots = slots;
-        s->used = used;
-        s->cap = cap;
-    }
-    size_t k;
-    memcpy(&k, id->b, sizeof k);
-    for (k &= s->cap - 1; s->used[k]; k = (k + 1) & (s->cap - 1))
-        if (cr_id_eq(&s->slots[k], id)) return 1;
-    s->slots[k] = *id;
-    s->used[k] = 1;
-    s->n++;
-    return 0;
-}
-
-static void set_free(id_set *s)
-{
-    free(s->slots);
-    free(s->used);
-}
-
 typedef struct {
     cr_id *v;
     size_t n, cap;
@@ -294,7 +251,7 @@ static void tree_error(checker *c, const char *tree_hex, const char *fmt, ...)
     }
 }
 
-static int check_node(checker *c, const char *tree_hex, const cr_node *n, id_stack *todo, id_set *blobs)
+static int check_node(checker *c, const char *tree_hex, const cr_node *n, id_stack *todo, cr_idset *blobs)
 {
     if (n->type == CR_NODE_FILE) {
         if (n->content_null) tree_error(c, tree_hex, "file \"%s\" has nil blob list", n->name);
@@ -305,7 +262,7 @@ static int check_node(checker *c, const char *tree_hex, const cr_node *n, id_sta
             if (cr_id_is_zero(&n->content[b])) tree_error(c, tree_hex, "file \"%s\" blob %zu has null ID", n->name, b);
             else if (!cr_index_lookup(c->repo->index, CR_BLOB_DATA, &n->content[b], &count))
                 tree_error(c, tree_hex, "file \"%s\" blob %s not found in index", n->name, hex);
-            else if (c->opts->check_unused) CR_TRY(set_add(blobs, &n->content[b]));
+            else if (c->opts->check_unused) CR_TRY(cr_idset_add(blobs, &n->content[b]));
         }
     } else if (n->type == CR_NODE_DIR) {
         if (!n->has_subtree) tree_error(c, tree_hex, "dir node \"%s\" has no subtree", n->name);
@@ -318,7 +275,7 @@ static int check_node(checker *c, const char *tree_hex, const cr_node *n, id_sta
     return 0;
 }
 
-static int check_tree(checker *c, const cr_id *id, id_stack *todo, id_set *blobs, cr_buf *buf)
+static int check_tree(checker *c, const cr_id *id, id_stack *todo, cr_idset *blobs, cr_buf *buf)
 {
     char hex[CR_ID_HEX + 1];
     cr_id_to_hex(id, hex);
@@ -342,14 +299,14 @@ static int check_tree(checker *c, const cr_id *id, id_stack *todo, id_set *blobs
     return e;
 }
 
-static int check_snapshots(checker *c, id_set *blobs)
+static int check_snapshots(checker *c, cr_idset *blobs)
 {
     say(c, CR_CHECK_PROGRESS, "check snapshots, trees and blobs");
     cr_id *ids = NULL;
     size_t n = 0;
     CR_TRY(cr_repo_list_ids(c->repo, CR_FILE_SNAPSHOT, &ids, NULL, &n));
     id_stack todo = {0};
-    id_set trees = {0};
+    cr_idset trees = {0};
     _cleanup_buf_ cr_buf buf = CR_BUF_INIT;
     int e = 0;
     for (size_t i = 0; e == 0 && i < n; i++) {
@@ -367,25 +324,25 @@ static int check_snapshots(checker *c, id_set *blobs)
     }
     while (e == 0 && todo.n) {
         cr_id id = todo.v[--todo.n];
-        int seen = set_add(&trees, &id);
+        int seen = cr_idset_add(&trees, &id);
         if (seen < 0) e = seen;
         else if (!seen) e = check_tree(c, &id, &todo, blobs, &buf);
     }
     if (e == 0 && c->opts->check_unused) {
         for (size_t i = 0; i < trees.cap; i++)
-            if (trees.used[i]) e = set_add(blobs, &trees.slots[i]) < 0 ? -ENOMEM : 0;
+            if (trees.used[i]) e = cr_idset_add(blobs, &trees.slots[i]) < 0 ? -ENOMEM : 0;
     }
     free(todo.v);
-    set_free(&trees);
+    cr_idset_free(&trees);
     free(ids);
     return e;
 }
 
-static void report_unused(checker *c, id_set *used)
+static void report_unused(checker *c, cr_idset *used)
 {
     const cr_index *idx = c->repo->index;
     for (size_t i = 0; i < idx->nblobs; i++) {
-        if (set_add(used, &idx->blobs[i].id) == 0) {
+        if (cr_idset_add(used, &idx->blobs[i].id) == 0) {
             char hex[CR_ID_HEX + 1];
             cr_id_to_hex(&idx->blobs[i].id, hex);
             say(c, CR_CHECK_ERROR, "unused blob %s", hex);
@@ -519,7 +476,7 @@ int cr_check(cr_repo *r, const cr_check_opts *opts, cr_check_result *result)
 {
     memset(result, 0, sizeof *result);
     checker c = {.repo = r, .opts = opts, .res = result};
-    id_set used = {0};
+    cr_idset used = {0};
     int e = load_indexes(&c);
     if (e == 0) e = summarise_packs(&c);
     if (e == 0) report_index_hints(&c);
@@ -532,7 +489,7 @@ int cr_check(cr_repo *r, const cr_check_opts *opts, cr_check_result *result)
     free(c.pack_size);
     free(c.pack_types);
     free(c.pack_count);
-    set_free(&used);
+    cr_idset_free(&used);
     return e;
 }
 
