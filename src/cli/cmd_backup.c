@@ -990,7 +990,9 @@ static int archive_and_save(backup_run *b, const cr_time *timestamp, const cr_ti
         .on_error = on_error, .on_item = on_item, .on_excluded = on_excluded, .ud = &b->u,
     };
     if ((r = cr_archiver_new(b->repo, b->w, &ao, &b->arch)) < 0) return cr_cli_fail(g, r);
-    if (!o->no_scan && !from_stdin) b->scanning = pthread_create(&b->scan_thread, NULL, scan_main, b) == 0;
+    /* The totals only feed the status display and "scan finished" (-v). */
+    bool want_scan = b->u.interval > 0 || b->u.verbosity >= 2;
+    if (!o->no_scan && !from_stdin && want_scan) b->scanning = pthread_create(&b->scan_thread, NULL, scan_main, b) == 0;
     if (!g->json) print_go_list(&b->u, &b->targets.v);
     pthread_mutex_lock(&b->u.mu);
     b->u.arch = b->arch;

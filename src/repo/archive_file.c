@@ -15,8 +15,8 @@
 
 #include "util/error.h"
 
-#define SLAB_SIZE (16u << 20)       /* holds a maximal chunk plus a large read */
-#define READ_MAX (8u << 20)
+#define READ_MAX (2u << 20)
+#define SLAB_SIZE (CR_CHUNK_MAX + READ_MAX) /* an unfinished chunk plus a read always fit */
 #define READ_MIN (1u << 20)         /* less room than this: move to a new slab */
 #define INLINE_FILE_MAX (1u << 20)  /* smaller files: sealed by the reader */
 #define FILE_QUEUE_MAX 256
@@ -119,12 +119,32 @@ static int content_slot(arch_file *f, size_t *idx)
     return r;
 }
 
+/* The writer keeps one pack buffer per thread inside it at a time, so the
+ * number of threads sealing at once is what bounds its memory. */
+static void seal_slot_take(cr_archiver *a)
+{
+    pthread_mutex_lock(&a->seal_mu);
+    while (!a->seal_free) pthread_cond_wait(&a->seal_cv, &a->seal_mu);
+    a->seal_free--;
+    pthread_mutex_unlock(&a->seal_mu);
+}
+
+static void seal_slot_give(cr_archiver *a)
+{
+    pthread_mutex_lock(&a->seal_mu);
+    a->seal_free++;
+    pthread_cond_signal(&a->seal_cv);
+    pthread_mutex_unlock(&a->seal_mu);
+}
+
 /* Seal one chunk in this thread and record it. */
 static int seal_chunk(cr_archiver *a, arch_file *f, size_t idx, const uint8_t *data, size_t len)
 {
     cr_id id;
     bool added = false;
+    seal_slot_take(a);
     int r = cr_writer_save_blob(a->w, CR_BLOB_DATA, data, len, NULL, &id, &added);
+    seal_slot_give(a);
     if (r < 0) {
         arch_set_fatal(a, r);
         file_fail(f);
@@ -367,9 +387,12 @@ int arch_pipeline_start(cr_archiver *a)
     pthread_cond_init(&a->bq_nonfull, NULL);
     pthread_mutex_init(&a->slab_mu, NULL);
     pthread_cond_init(&a->slab_free_cv, NULL);
-    /* Every reader holds one slab and may need a second while moving a
-     * chunk; the rest feed the savers. */
-    a->slabs_max = 2 * a->nreaders + a->nsavers;
+    pthread_mutex_init(&a->seal_mu, NULL);
+    pthread_cond_init(&a->seal_cv, NULL);
+    a->seal_free = a->nsavers ? a->nsavers : 1;
+    /* Every reader holds one slab; one more lets a reader move on while the
+     * savers drain the previous one (10 MiB hold ~10 average chunks). */
+    a->slabs_max = a->nreaders + 1;
     a->bq_cap = 64;
     if (!(a->bq = calloc(a->bq_cap, sizeof *a->bq))) return cr_error(-ENOMEM, "out of memory");
     for (unsigned i = 0; i < a->nsavers; i++) {
@@ -427,4 +450,6 @@ void arch_pipeline_free(cr_archiver *a)
     pthread_cond_destroy(&a->bq_nonfull);
     pthread_mutex_destroy(&a->slab_mu);
     pthread_cond_destroy(&a->slab_free_cv);
+    pthread_mutex_destroy(&a->seal_mu);
+    pthread_cond_destroy(&a->seal_cv);
 }

@@ -105,6 +105,11 @@ struct cr_archiver {
     slab *slab_free;
     size_t slabs, slabs_max;
 
+    /* threads inside the writer at once (each holds a pack buffer) */
+    pthread_mutex_t seal_mu;
+    pthread_cond_t seal_cv;
+    unsigned seal_free;
+
     const char *current[ARCH_MAX_READERS]; /* snapshot paths being read (cb_mu) */
     pthread_t readers[ARCH_MAX_READERS], savers[ARCH_MAX_SAVERS];
     size_t readers_started, savers_started;
