@@ -311,14 +311,13 @@ cr_time cr_forget_add_date(const cr_time *t, int64_t years, int64_t months, int6
     if (year < INT64_MIN / 400) year = INT64_MIN / 400;
     __int128 day_count = (__int128)days_to_month_start((int64_t)year, month) + tm.tm_mday - 1 + days;
     int64_t wall = clamp64(day_count * SECS_PER_DAY + tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec);
-    int32_t offset = t->offset;
-    if (in_local_zone(t, zone)) {
-        /* Go's Date in a zone with rules: guess with the offset at the wall
-         * clock read as UTC, then take the offset in force at the result. */
-        offset = zone(wall);
-        if (offset != 0) offset = zone(wall - offset);
-    }
-    return (cr_time){.sec = wall - offset, .nsec = t->nsec, .offset = offset};
+    if (!in_local_zone(t, zone)) return (cr_time){.sec = wall - t->offset, .nsec = t->nsec, .offset = t->offset};
+    /* Go's Date in a zone with rules: guess with the offset at the wall
+     * clock read as UTC, then take the offset in force at the guess. */
+    int32_t offset = zone(wall);
+    if (offset != 0) offset = zone(wall - offset);
+    int64_t sec = wall - offset;
+    return (cr_time){.sec = sec, .nsec = t->nsec, .offset = zone(sec)};
 }
 
 cr_time cr_forget_within_cutoff(const cr_time *latest, const cr_forget_duration *d, cr_forget_zone zone)

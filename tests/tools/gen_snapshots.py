@@ -20,6 +20,8 @@ retention policy:
     group, so insertion sort and the merge steps of a sort are both
     exercised), the same instant written in different offsets, and the same
     wall clock in different offsets;
+  * a group whose --keep-within cut-off depends on Go's local-zone rules
+    (host delta, run under TZ=Europe/Berlin);
   * a few snapshots in the future (--keep-within measures from the newest
     snapshot that is not in the future);
   * three hosts, path lists in unsorted order, tag lists in unsorted order,
@@ -150,6 +152,17 @@ class Gen:
         for off in [0, 60, 120, -60]:
             self.add(datetime(2024, 3, 4, 10, 0, tzinfo=timezone(timedelta(minutes=off))), off, 0, host, paths, [])
 
+    def dst_group(self):
+        """Host delta: the newest snapshot's offset is Europe/Berlin's summer
+        offset, so under TZ=Europe/Berlin Go reads it in the local zone and
+        --keep-within 1m lands on the winter offset (one hour later than
+        fixed-offset arithmetic); the others sit inside that hour."""
+        host, paths = "delta", ["/dst"]
+        self.add(datetime(2024, 3, 31, 22, 30, tzinfo=timezone.utc), 120, 0, host, paths, [])
+        for minute, off in [(15, 60), (45, 60), (40, 0), (15, 120), (50, -300)]:
+            self.add(datetime(2024, 2, 29, 23, minute, tzinfo=timezone.utc), off, 0, host, paths, [])
+        self.add(datetime(2024, 2, 29, 22, 29, tzinfo=timezone.utc), 60, 0, host, paths, [])
+
     def future(self):
         self.add(datetime(2031, 5, 5, 5, 5, tzinfo=timezone.utc), 0, 0, "alpha", ["/data"], [])
         self.add(datetime(2030, 1, 1, tzinfo=timezone.utc), 120, 0, "beta", ["/srv", "/data"], ["keep"])
@@ -190,6 +203,7 @@ def main():
     g = Gen(seed)
     g.dense_group()
     g.future()
+    g.dst_group()
     g.ties("beta", ["/srv", "/data"], ["b", "a"], datetime(2022, 1, 2, 23, 59, 59, tzinfo=timezone.utc), -300, 13)
     g.year_ends(max(0, (count - len(g.out)) // 3))
     g.spread(max(0, count - len(g.out)))
