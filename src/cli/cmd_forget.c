@@ -137,9 +137,11 @@ static int build_policy(const forget_opts *o, cr_forget_policy *p)
         for (size_t k = 0; k < o->durations[i].n; k++) {
             cr_forget_duration *d = i == WITHIN_ANY ? &p->within : &p->within_bucket[i];
             int e = cr_forget_parse_duration(o->durations[i].v[k], d);
-            if (e < 0)
-                return cr_error(e, "invalid argument \"%s\" for \"%s\" flag: %s", o->durations[i].v[k], duration_flags[i],
-                                cr_error_message());
+            if (e < 0) {
+                char why[256]; /* copied: the message buffer is about to be rewritten */
+                snprintf(why, sizeof why, "%s", cr_error_message());
+                return cr_error(e, "invalid argument \"%s\" for \"%s\" flag: %s", o->durations[i].v[k], duration_flags[i], why);
+            }
         }
     for (size_t k = 0; k < o->keep_tags.n; k++) CR_TRY(cr_forget_policy_add_keep_tag(p, o->keep_tags.v[k]));
     return 0;

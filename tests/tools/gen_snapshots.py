@@ -9,7 +9,8 @@ restic creates the repository and backs up one tiny directory (so every
 snapshot points at a real tree and `restic check` stays happy); then its
 snapshot is deleted and N snapshot files are written directly, encrypted
 with the master key (`restic cat masterkey`), instead of running `restic
-backup --time` N times (each run would cost a key derivation).
+backup --time` N times (each run would cost a key derivation).  The key
+file is replaced by one with cheap scrypt parameters for the same reason.
 
 The snapshots are deterministic for a seed and meant to be awkward for a
 retention policy:
@@ -80,6 +81,22 @@ def go_time(instant, offset_min, nsec):
     sign = "+" if offset_min > 0 else "-"
     m = abs(offset_min)
     return s + "%s%02d:%02d" % (sign, m // 60, m % 60)
+
+
+def cheap_key(master, password):
+    """A key file for the same master key with scrypt N=128, r=1, p=1 (the
+    parameters of restic's own test repositories), so that each of the many
+    test runs opens the repository in no time."""
+    salt = os.urandom(64)
+    n, r, p = 128, 1, 1
+    user = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=64)
+    user_key = {"encrypt": base64.b64encode(user[:32]).decode(),
+                "mac": {"k": base64.b64encode(user[32:48]).decode(), "r": base64.b64encode(user[48:]).decode()}}
+    plain = json.dumps({"mac": master["mac"], "encrypt": master["encrypt"]}, separators=(",", ":")).encode()
+    key = {"created": "2024-01-01T00:00:00Z", "username": "tester", "hostname": "setup", "kdf": "scrypt",
+           "N": n, "r": r, "p": p, "salt": base64.b64encode(salt).decode(),
+           "data": base64.b64encode(seal(user_key, plain)).decode()}
+    return json.dumps(key, separators=(",", ":")).encode()
 
 
 def snapshot_json(t, tree, paths, host, tags):
@@ -195,6 +212,12 @@ def main():
             f.write("forget test\n")
         run(restic, repo, "backup", "--host", "setup", src)
     master = json.loads(run(restic, repo, "cat", "masterkey", capture=True))
+    key_dir = os.path.join(repo, "keys")
+    (slow,) = os.listdir(key_dir)
+    key = cheap_key(master, os.environ["RESTIC_PASSWORD"])
+    with open(os.path.join(key_dir, hashlib.sha256(key).hexdigest()), "wb") as f:
+        f.write(key)
+    os.unlink(os.path.join(key_dir, slow))
     sn_dir = os.path.join(repo, "snapshots")
     (only,) = os.listdir(sn_dir)
     tree = json.loads(run(restic, repo, "cat", "snapshot", only, capture=True))["tree"]
