@@ -15,7 +15,7 @@
 
 #include "bench_util.h"
 #include "chunker/chunker.h"
-#include "chunker/pol.h"
+#include "chunker/internal.h"
 
 #define POL 0x3da3358b4dc173ull
 

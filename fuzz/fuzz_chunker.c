@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "chunker/chunker.h"
-#include "chunker/pol.h"
+#include "chunker/internal.h"
 
 static const uint64_t pols[] = {
     0x3da3358b4dc173ull, /* degree 53: AVX2 kernel where available */

@@ -20,7 +20,7 @@
  * kept from the previous call.  Nothing else is copied.
  */
 #include "chunker/chunker.h"
-#include "chunker/pol.h"
+#include "chunker/internal.h"
 
 #include <pthread.h>
 #include <stdlib.h>

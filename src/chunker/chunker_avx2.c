@@ -20,7 +20,7 @@
  * bytes before it (by rolling them in over a zero window), so lanes are
  * independent and the kernel needs no state from the scalar code.
  */
-#include "chunker/pol.h"
+#include "chunker/internal.h"
 
 #include <immintrin.h>
 

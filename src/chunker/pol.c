@@ -1,6 +1,6 @@
 /* Polynomials over GF(2) in a uint64 (bit i = coefficient of x^i), spec §15.1-2. */
 #include "chunker/chunker.h"
-#include "chunker/pol.h"
+#include "chunker/internal.h"
 
 #include <endian.h>
 #include <sys/random.h>

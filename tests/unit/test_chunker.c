@@ -15,7 +15,7 @@
 #include <openssl/sha.h>
 
 #include "chunker/chunker.h"
-#include "chunker/pol.h"
+#include "chunker/internal.h"
 #include "util/cleanup.h"
 #include "util/error.h"
 #include "util/id.h"

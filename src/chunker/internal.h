@@ -1,6 +1,6 @@
 /* Chunker internals shared with the unit tests (not part of the module contract). */
-#ifndef CRESTIC_CHUNKER_POL_H
-#define CRESTIC_CHUNKER_POL_H
+#ifndef CRESTIC_CHUNKER_INTERNAL_H
+#define CRESTIC_CHUNKER_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
