@@ -399,3 +399,17 @@ int cr_repo_init(cr_backend *be, const char *pw, size_t pwlen, unsigned version,
     *out = r;
     return 0;
 }
+
+int cr_repo_upgrade_v2(cr_repo *r)
+{
+    if (r->cfg.version != 1) return cr_error(CR_E_USAGE, "repository is already at version %u", r->cfg.version);
+    cr_config cfg = r->cfg;
+    cfg.version = 2;
+    _cleanup_buf_ cr_buf json = CR_BUF_INIT, sealed = CR_BUF_INIT;
+    CR_TRY(cr_config_encode(&cfg, &json));
+    CR_TRY(cr_buf_resize(&sealed, json.len + CR_CRYPTO_OVERHEAD));
+    CR_TRY(cr_seal(&r->master, json.data, json.len, sealed.data));
+    CR_TRY(cr_be_save(r->be, CR_FILE_CONFIG, "config", sealed.data, sealed.len));
+    r->cfg = cfg;
+    return 0;
+}

@@ -73,6 +73,9 @@ void cr_repo_close(cr_repo *r);
  * for pw, config (version 1 or 2; pol 0 = a new random polynomial).  The
  * returned repository is open.  Takes ownership of be. */
 int cr_repo_init(cr_backend *be, const char *pw, size_t pwlen, unsigned version, uint64_t pol, cr_repo **out);
+/* Rewrite config as version 2 (spec §6: migrate upgrade_repo_v2).  The
+ * backend's config save replaces the file atomically. */
+int cr_repo_upgrade_v2(cr_repo *r);
 /* Add a key file for pw (same master key); its ID in id_out. */
 int cr_repo_add_key(cr_repo *r, const char *pw, size_t pwlen, const char *username, const char *hostname,
                     cr_id *id_out);
