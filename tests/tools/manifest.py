@@ -20,7 +20,7 @@ Line format (fields separated by one TAB, sorted by the raw path bytes):
 * size and sha256: regular files only.
 * mtime/atime: nanoseconds since the epoch.  atime only for files and dirs
   (a symlink's atime is not meaningful to compare); mtime for everything
-  except symlinks unless --symlink-times.
+  (restic restores symlink mtimes too; --no-symlink-times leaves them out).
   Everything is lstat()ed BEFORE it is read or listed, and files are opened
   with O_NOATIME where allowed, so the walk does not disturb atimes.
 * target: symlink target.
@@ -40,7 +40,7 @@ Options:
   --no-atime, --no-mtime, --no-owner, --no-xattr, --no-hardlink
                   shorthands for --no FIELD
   --dir-mtime / --no-dir-mtime   (default on) compare mtimes of directories
-  --symlink-times include mtime of symlinks
+  --no-symlink-times  leave out the mtime of symlinks
   --root          also list the root directory (path ".")
   --exclude PATH  leave out this relative path and everything below it
                   (repeatable; PATH as printed, i.e. escaped)
@@ -151,7 +151,7 @@ def walk(root, opts):
 
 def main(argv):
     opts = {"no": set(), "root": False, "dir_mtime": True,
-            "symlink_times": False, "exclude": []}
+            "symlink_times": True, "exclude": []}
     args = []
     i = 0
     while i < len(argv):
@@ -171,6 +171,8 @@ def main(argv):
             opts["dir_mtime"] = False
         elif a == "--symlink-times":
             opts["symlink_times"] = True
+        elif a == "--no-symlink-times":
+            opts["symlink_times"] = False
         elif a == "--exclude":
             i += 1
             opts["exclude"].append(argv[i])
