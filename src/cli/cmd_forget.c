@@ -12,7 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "repo/excluder.h"
 #include "repo/forget.h"
+#include "repo/pruner.h"
 #include "util/cleanup.h"
 #include "util/error.h"
 #include "util/json.h"
@@ -113,6 +115,17 @@ static int go_parse_int(const char *s0, int64_t *out)
     if (underscores && !go_underscores_ok(s0)) return 1;
     if (overflow || (!neg && v > (uint64_t)INT64_MAX) || (neg && v > (uint64_t)INT64_MAX + 1)) return 2;
     *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return 0;
+}
+
+/* restic checks prune's options first, even without --prune. */
+static int check_prune_options(const forget_opts *o)
+{
+    cr_prune_opts po;
+    memset(&po, 0, sizeof po);
+    CR_TRY(cr_prune_parse_max_unused(o->max_unused ? o->max_unused : "5%", &po));
+    int64_t size;
+    if (o->max_repack_size && *o->max_repack_size) CR_TRY(cr_parse_size(o->max_repack_size, &size));
     return 0;
 }
 
@@ -785,6 +798,7 @@ static int run_forget(cr_global *g, int argc, char **argv)
     cr_forget_policy policy = {0};
     int e = cr_parse_flags(g, &cr_cmd_forget, flags, argc, argv, &npos);
     if (e == 0) e = build_policy(&o, &policy);
+    if (e == 0) e = check_prune_options(&o);
     for (size_t i = 0; e == 0 && i < o.hostnames.n; i++) e = cr_strv_push(&o.hosts, o.hostnames.v[i]);
     if (e != 0) {
         rc = e > 0 ? CR_EXIT_OK : cr_cli_fail(g, e);
