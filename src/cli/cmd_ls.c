@@ -53,9 +53,11 @@ static int flush_out(ls_printer *p)
     return e;
 }
 
-static uint64_t file_size(const cr_node *n)
+/* restic 0.19 shows, sorts and exports the stored size as it is (only files
+ * have one). */
+static uint64_t node_size(const cr_node *n)
 {
-    return n->type == CR_NODE_FILE ? n->size : 0;
+    return n->size;
 }
 
 /* ---- text ---------------------------------------------------------------- */
@@ -96,8 +98,8 @@ static int text_node(ls_printer *p, const ls_entry *e, bool is_prefix_dir)
     if (p->opts->long_format) {
         char mode[33], size[64], when[64];
         cr_filemode_string(type_mode_bits(n->type) | n->mode, mode);
-        if (p->opts->human) cr_go_format_bytes(file_size(n), size);
-        else snprintf(size, sizeof size, "%6llu", (unsigned long long)file_size(n));
+        if (p->opts->human) cr_go_format_bytes(node_size(n), size);
+        else snprintf(size, sizeof size, "%6llu", (unsigned long long)node_size(n));
         cr_format_local_time(&n->mtime, when);
         CR_TRY(cr_buf_printf(&p->out, "%s %5u %5u %s %s ", mode, n->uid, n->gid, size, when));
     }
@@ -182,7 +184,7 @@ static int ncdu_snapshot(ls_printer *p, const cr_snapshot *sn)
 
 static int ncdu_node_json(cr_buf *b, const cr_node *n)
 {
-    uint64_t size = file_size(n);
+    uint64_t size = node_size(n);
     unsigned mode = n->mode & CR_MODE_PERM;
     if (n->mode & CR_MODE_SETUID) mode |= 04000;
     if (n->mode & CR_MODE_SETGID) mode |= 02000;
@@ -276,7 +278,7 @@ static int entry_cmp(const void *pa, const void *pb)
     int c = 0;
     switch (current_sort) {
     case SORT_SIZE: {
-        uint64_t x = file_size(a->node), y = file_size(b->node);
+        uint64_t x = node_size(a->node), y = node_size(b->node);
         c = (x > y) - (x < y);
         break;
     }

@@ -340,29 +340,67 @@ static int sort_keeping_found_order(snapshot_list *l, const cr_id *found_ids, si
     return 0;
 }
 
-/* Explicit arguments: IDs, prefixes and "latest" (once, with the filter). */
+/* restic warns about an argument it cannot use and goes on (exit 0). */
+static void ignoring(const char *arg, const char *why)
+{
+    fprintf(stderr, "Ignoring \"%s\": %s\n", arg, why);
+}
+
+static int add_snapshot(snapshot_list *l, cr_snapshot *sn)
+{
+    if (list_has(l, &sn->id)) {
+        cr_snapshot_clear(sn);
+        return 0;
+    }
+    cr_snapshot *nv = realloc(l->v, (l->n + 1) * sizeof *nv);
+    if (!nv) {
+        cr_snapshot_clear(sn);
+        return cr_error(-ENOMEM, "out of memory");
+    }
+    l->v = nv;
+    l->v[l->n++] = *sn;
+    return 0;
+}
+
+/* One argument: an ID, a prefix or "latest" (with the filter).  Like
+ * restic, an argument that selects nothing is reported and skipped. */
+static int find_one(cr_repo *r, const char *arg, const cr_snapshot_filter *f, snapshot_list *out)
+{
+    static const char no_subfolder[] = "<snapshot>:<subfolder> syntax not allowed";
+    if (!strncmp(arg, "latest:", 7)) return ignoring(arg, no_subfolder), 0;
+    bool latest = !strcmp(arg, "latest");
+    cr_snapshot sn;
+    int e = latest ? cr_repo_find_snapshot(r, "latest", f, &sn) : cr_cli_find_snapshot(r, arg, NULL, &sn, NULL);
+    if (e == CR_E_NOTFOUND && latest) {
+        _cleanup_buf_ cr_buf b = CR_BUF_INIT;
+        CR_TRY(cr_buf_puts(&b, "no snapshot matched given filter ("));
+        CR_TRY(cr_format_filter(&b, f));
+        CR_TRY(cr_buf_puts(&b, ")"));
+        CR_TRY(cr_buf_nul(&b));
+        return ignoring(arg, (const char *)b.data), 0;
+    }
+    if (e == -ENOMEM || e == CR_E_INTERRUPTED) return e;
+    if (e < 0) return ignoring(arg, cr_error_message()), 0;
+    if (!latest && strchr(arg, ':')) {
+        cr_snapshot_clear(&sn);
+        return ignoring(arg, no_subfolder), 0;
+    }
+    return add_snapshot(out, &sn);
+}
+
+/* Explicit arguments, in order; "latest" counts once. */
 static int find_listed(cr_repo *r, char **args, int nargs, const cr_snapshot_filter *f, bool filter_set, snapshot_list *out)
 {
     bool used_filter = false;
     for (int i = 0; i < nargs; i++) {
-        if (!strcmp(args[i], "latest") && used_filter) continue;
-        if (strchr(args[i], ':')) return cr_error(CR_E_USAGE, "<snapshot>:<subfolder> syntax not allowed");
-        cr_snapshot sn;
-        used_filter |= !strcmp(args[i], "latest");
-        CR_TRY(cr_cli_find_snapshot(r, args[i], f, &sn, NULL));
-        if (list_has(out, &sn.id)) {
-            cr_snapshot_clear(&sn);
-            continue;
+        if (!strcmp(args[i], "latest")) {
+            if (used_filter) continue;
+            used_filter = true;
         }
-        cr_snapshot *nv = realloc(out->v, (out->n + 1) * sizeof *nv);
-        if (!nv) {
-            cr_snapshot_clear(&sn);
-            return cr_error(-ENOMEM, "out of memory");
-        }
-        out->v = nv;
-        out->v[out->n++] = sn;
+        CR_TRY(find_one(r, args[i], f, out));
     }
-    if (!used_filter && filter_set) return cr_error(CR_E_USAGE, "explicit snapshot ids are given");
+    /* Give the user some indication that the filters were not used. */
+    if (!used_filter && filter_set) ignoring("filters", "explicit snapshot ids are given");
     _cleanup_free_ cr_id *ids = calloc(out->n + 1, sizeof *ids);
     if (!ids) return cr_error(-ENOMEM, "out of memory");
     for (size_t i = 0; i < out->n; i++) ids[i] = out->v[i].id;

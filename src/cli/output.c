@@ -453,23 +453,28 @@ int cr_find_tree_dir(cr_repo *r, const cr_id *root, const char *dir, cr_id *out)
     return 0;
 }
 
-/* restic's message when "latest" finds nothing: the filter, Go-formatted. */
+int cr_format_filter(cr_buf *b, const cr_snapshot_filter *f)
+{
+    CR_TRY(cr_buf_puts(b, "Paths:"));
+    CR_TRY(cr_format_go_strings(b, f ? f->paths : NULL, f ? f->npaths : 0));
+    CR_TRY(cr_buf_puts(b, " Tags:["));
+    for (size_t i = 0; f && i < f->ntag_lists; i++) {
+        /* each --tag value is a TagList, printed "[a, b]" */
+        CR_TRY(cr_buf_puts(b, i ? " [" : "["));
+        for (const char *s = f->tag_lists[i]; *s; s++) CR_TRY(*s == ',' ? cr_buf_puts(b, ", ") : cr_buf_putc(b, *s));
+        CR_TRY(cr_buf_putc(b, ']'));
+    }
+    CR_TRY(cr_buf_puts(b, "] Hosts:"));
+    return cr_format_go_strings(b, f ? f->hosts : NULL, f ? f->nhosts : 0);
+}
+
+/* restic's message when "latest" finds nothing. */
 static int no_latest_error(const cr_snapshot_filter *f)
 {
     _cleanup_buf_ cr_buf b = CR_BUF_INIT;
-    CR_TRY(cr_buf_puts(&b, "snapshot filter (Paths:"));
-    CR_TRY(cr_format_go_strings(&b, f ? f->paths : NULL, f ? f->npaths : 0));
-    CR_TRY(cr_buf_puts(&b, " Tags:["));
-    for (size_t i = 0; f && i < f->ntag_lists; i++) {
-        /* each --tag value is a TagList, printed "[a, b]" */
-        CR_TRY(cr_buf_puts(&b, i ? " [" : "["));
-        for (const char *s = f->tag_lists[i]; *s; s++) CR_TRY(*s == ',' ? cr_buf_puts(&b, ", ") : cr_buf_putc(&b, *s));
-        CR_TRY(cr_buf_putc(&b, ']'));
-    }
-    CR_TRY(cr_buf_puts(&b, "] Hosts:"));
-    CR_TRY(cr_format_go_strings(&b, f ? f->hosts : NULL, f ? f->nhosts : 0));
+    CR_TRY(cr_format_filter(&b, f));
     CR_TRY(cr_buf_nul(&b));
-    return cr_error(CR_E_NOTFOUND, "%s): no snapshot found", (const char *)b.data);
+    return cr_error(CR_E_NOTFOUND, "snapshot filter (%s): no snapshot found", (const char *)b.data);
 }
 
 int cr_cli_find_snapshot(cr_repo *r, const char *ref, const cr_snapshot_filter *f, cr_snapshot *sn, cr_id *tree)

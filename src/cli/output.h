@@ -60,6 +60,8 @@ void cr_go_format_bytes(uint64_t bytes, char out[64]);
 int cr_format_go_strings(cr_buf *out, const char *const *v, size_t n);
 
 /* ---- snapshots and trees ---- */
+/* A filter as restic prints it: "Paths:[/a] Tags:[[a, b] [c]] Hosts:[h]". */
+int cr_format_filter(cr_buf *b, const cr_snapshot_filter *f);
 /* "ID[:subfolder]" as restic's snapshot arguments: resolve the snapshot
  * ("latest" honoring the filter, full IDs, unique prefixes) and the root
  * tree of the subfolder (the snapshot's tree when there is none). */
