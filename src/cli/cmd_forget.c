@@ -632,6 +632,10 @@ static int delete_snapshots(cr_global *g, cr_repo *r, const id_set *s)
     int e = 0;
     size_t done = 0;
     for (size_t i = 0; i < s->n && e >= 0; i++) {
+        if (cr_interrupted) {
+            e = cr_error(CR_E_INTERRUPTED, "interrupted");
+            break;
+        }
         char hex[CR_ID_HEX + 1];
         cr_id_to_hex(&s->v[i], hex);
         e = cr_be_remove(r->be, CR_FILE_SNAPSHOT, hex);
@@ -690,12 +694,12 @@ static int apply_policy(forget_run *fr, snapshot_vec *all)
 }
 
 /* restic runs prune on the same repository right after; here it is the
- * prune command, when it is linked in. */
+ * prune command (which takes its own lock), when it is linked in.  Returns
+ * prune's exit code. */
 static int run_prune(forget_run *fr)
 {
     cr_global *g = fr->g;
     const forget_opts *o = fr->o;
-    if (!&cr_cmd_prune) return cr_error(CR_E_UNSUPPORTED, "prune is not available yet");
     if (!g->json && !g->quiet) printf("%zu snapshots have been removed, running prune\n", fr->remove.n);
     char *argv[16];
     int argc = 0;
@@ -707,7 +711,7 @@ static int run_prune(forget_run *fr)
     if (o->dry_run) argv[argc++] = "--dry-run";
     argv[argc] = NULL;
     fflush(stdout);
-    return cr_cmd_prune.run(g, argc, argv) == 0 ? 0 : CR_E_PARTIAL;
+    return cr_cmd_prune.run(g, argc, argv);
 }
 
 static int forget_locked(forget_run *fr, cr_repo *r, char **args, int nargs)
@@ -749,46 +753,44 @@ static int forget(cr_global *g, const forget_opts *o, const cr_forget_policy *po
     forget_run fr = {.g = g, .o = o, .policy = policy};
     int e = cr_buf_putc(&fr.json, '[');
     if (e >= 0) e = forget_locked(&fr, r, args, nargs);
-    if (e >= 0 && o->prune && fr.remove.n) {
-        cr_lock_release(lock); /* prune takes its own lock */
-        lock = NULL;
-        e = run_prune(&fr);
-    }
     cr_lock_release(lock);
     cr_repo_close(r);
+    if (e >= 0 && o->prune && fr.remove.n) {
+        if (&cr_cmd_prune) rc = run_prune(&fr);
+        else e = cr_error(CR_E_UNSUPPORTED, "prune is not available yet");
+    }
     cr_buf_free(&fr.json);
     free(fr.remove.v);
-    if (e == CR_E_PARTIAL) return CR_EXIT_FAILURE; /* prune printed its own error */
-    return e < 0 ? cr_cli_fail(g, e) : CR_EXIT_OK;
+    return e < 0 ? cr_cli_fail(g, e) : rc;
 }
 
 static int run_forget(cr_global *g, int argc, char **argv)
 {
     forget_opts o = {.group_by = "host,paths"};
     const cr_flag flags[] = {
-        {"keep-last", 'l', CR_FLAG_STRINGS, &o.counts[CR_KEEP_LAST], "keep the last `n` snapshots (or 'unlimited')", "n"},
-        {"keep-hourly", 'H', CR_FLAG_STRINGS, &o.counts[CR_KEEP_HOURLY], "keep the last `n` hourly snapshots (or 'unlimited')", "n"},
-        {"keep-daily", 'd', CR_FLAG_STRINGS, &o.counts[CR_KEEP_DAILY], "keep the last `n` daily snapshots (or 'unlimited')", "n"},
-        {"keep-weekly", 'w', CR_FLAG_STRINGS, &o.counts[CR_KEEP_WEEKLY], "keep the last `n` weekly snapshots (or 'unlimited')", "n"},
-        {"keep-monthly", 'm', CR_FLAG_STRINGS, &o.counts[CR_KEEP_MONTHLY], "keep the last `n` monthly snapshots (or 'unlimited')", "n"},
-        {"keep-yearly", 'y', CR_FLAG_STRINGS, &o.counts[CR_KEEP_YEARLY], "keep the last `n` yearly snapshots (or 'unlimited')", "n"},
-        {"keep-within", 0, CR_FLAG_STRINGS, &o.durations[WITHIN_ANY], "keep snapshots that are newer than `duration` (eg. 1y5m7d2h) relative to the latest snapshot", "duration"},
-        {"keep-within-hourly", 0, CR_FLAG_STRINGS, &o.durations[CR_WITHIN_HOURLY], "keep hourly snapshots that are newer than `duration` (eg. 1y5m7d2h) relative to the latest snapshot", "duration"},
-        {"keep-within-daily", 0, CR_FLAG_STRINGS, &o.durations[CR_WITHIN_DAILY], "keep daily snapshots that are newer than `duration` (eg. 1y5m7d2h) relative to the latest snapshot", "duration"},
-        {"keep-within-weekly", 0, CR_FLAG_STRINGS, &o.durations[CR_WITHIN_WEEKLY], "keep weekly snapshots that are newer than `duration` (eg. 1y5m7d2h) relative to the latest snapshot", "duration"},
-        {"keep-within-monthly", 0, CR_FLAG_STRINGS, &o.durations[CR_WITHIN_MONTHLY], "keep monthly snapshots that are newer than `duration` (eg. 1y5m7d2h) relative to the latest snapshot", "duration"},
-        {"keep-within-yearly", 0, CR_FLAG_STRINGS, &o.durations[CR_WITHIN_YEARLY], "keep yearly snapshots that are newer than `duration` (eg. 1y5m7d2h) relative to the latest snapshot", "duration"},
-        {"keep-tag", 0, CR_FLAG_STRINGS, &o.keep_tags, "keep snapshots with this `taglist` (can be specified multiple times)", "taglist"},
-        {"host", 0, CR_FLAG_STRINGS, &o.hosts, "only consider snapshots with the given `host` (can be specified multiple times)", "host"},
-        {"hostname", 0, CR_FLAG_STRINGS, &o.hostnames, "only consider snapshots with the given `hostname` (deprecated: use --host)", "hostname"},
-        {"tag", 0, CR_FLAG_STRINGS, &o.tags, "only consider snapshots which include this `taglist` in the format `tag[,tag,...]` (can be specified multiple times)", "taglist"},
-        {"path", 0, CR_FLAG_STRINGS, &o.paths, "only consider snapshots which include this (absolute) `path` (can be specified multiple times)", "path"},
+        {"keep-last", 'l', CR_FLAG_STRINGS, &o.counts[CR_KEEP_LAST], "keep the last n snapshots (or 'unlimited')", "n"},
+        {"keep-hourly", 'H', CR_FLAG_STRINGS, &o.counts[CR_KEEP_HOURLY], "keep the last n hourly snapshots (or 'unlimited')", "n"},
+        {"keep-daily", 'd', CR_FLAG_STRINGS, &o.counts[CR_KEEP_DAILY], "keep the last n daily snapshots (or 'unlimited')", "n"},
+        {"keep-weekly", 'w', CR_FLAG_STRINGS, &o.counts[CR_KEEP_WEEKLY], "keep the last n weekly snapshots (or 'unlimited')", "n"},
+        {"keep-monthly", 'm', CR_FLAG_STRINGS, &o.counts[CR_KEEP_MONTHLY], "keep the last n monthly snapshots (or 'unlimited')", "n"},
+        {"keep-yearly", 'y', CR_FLAG_STRINGS, &o.counts[CR_KEEP_YEARLY], "keep the last n yearly snapshots (or 'unlimited')", "n"},
+        {"keep-within", 0, CR_FLAG_STRINGS, &o.durations[WITHIN_ANY], "keep snapshots that are newer than duration (eg. 1y5m7d2h) relative to the latest snapshot", "duration"},
+        {"keep-within-hourly", 0, CR_FLAG_STRINGS, &o.durations[CR_WITHIN_HOURLY], "keep hourly snapshots that are newer than duration (eg. 1y5m7d2h) relative to the latest snapshot", "duration"},
+        {"keep-within-daily", 0, CR_FLAG_STRINGS, &o.durations[CR_WITHIN_DAILY], "keep daily snapshots that are newer than duration (eg. 1y5m7d2h) relative to the latest snapshot", "duration"},
+        {"keep-within-weekly", 0, CR_FLAG_STRINGS, &o.durations[CR_WITHIN_WEEKLY], "keep weekly snapshots that are newer than duration (eg. 1y5m7d2h) relative to the latest snapshot", "duration"},
+        {"keep-within-monthly", 0, CR_FLAG_STRINGS, &o.durations[CR_WITHIN_MONTHLY], "keep monthly snapshots that are newer than duration (eg. 1y5m7d2h) relative to the latest snapshot", "duration"},
+        {"keep-within-yearly", 0, CR_FLAG_STRINGS, &o.durations[CR_WITHIN_YEARLY], "keep yearly snapshots that are newer than duration (eg. 1y5m7d2h) relative to the latest snapshot", "duration"},
+        {"keep-tag", 0, CR_FLAG_STRINGS, &o.keep_tags, "keep snapshots with this taglist (can be specified multiple times)", "taglist"},
+        {"host", 0, CR_FLAG_STRINGS, &o.hosts, "only consider snapshots with the given host (can be specified multiple times)", "host"},
+        {"hostname", 0, CR_FLAG_STRINGS, &o.hostnames, "only consider snapshots with the given hostname (deprecated: use --host)", "hostname"},
+        {"tag", 0, CR_FLAG_STRINGS, &o.tags, "only consider snapshots which include this taglist in the format tag[,tag,...] (can be specified multiple times)", "taglist"},
+        {"path", 0, CR_FLAG_STRINGS, &o.paths, "only consider snapshots which include this (absolute) path (can be specified multiple times)", "path"},
         {"compact", 'c', CR_FLAG_BOOL, &o.compact, "use compact output format", NULL},
-        {"group-by", 'g', CR_FLAG_STRING, &o.group_by, "`group` snapshots by host, paths and/or tags, separated by comma (disable grouping with '')", "group"},
+        {"group-by", 'g', CR_FLAG_STRING, &o.group_by, "group snapshots by host, paths and/or tags, separated by comma (disable grouping with '')", "group"},
         {"dry-run", 'n', CR_FLAG_BOOL, &o.dry_run, "do not delete anything, just print what would be done", NULL},
         {"prune", 0, CR_FLAG_BOOL, &o.prune, "automatically run the 'prune' command if snapshots have been removed", NULL},
-        {"max-unused", 0, CR_FLAG_STRING, &o.max_unused, "tolerate given `limit` of unused data (absolute value in bytes with suffixes k/K, m/M, g/G, t/T, a value in % or the word 'unlimited') (default \"5%\")", "limit"},
-        {"max-repack-size", 0, CR_FLAG_STRING, &o.max_repack_size, "maximum `size` to repack (allowed suffixes: k/K, m/M, g/G, t/T)", "size"},
+        {"max-unused", 0, CR_FLAG_STRING, &o.max_unused, "tolerate given limit of unused data (absolute value in bytes with suffixes k/K, m/M, g/G, t/T, a value in % or the word 'unlimited') (default \"5%\")", "limit"},
+        {"max-repack-size", 0, CR_FLAG_STRING, &o.max_repack_size, "maximum size to repack (allowed suffixes: k/K, m/M, g/G, t/T)", "size"},
         {"repack-cacheable-only", 0, CR_FLAG_BOOL, &o.repack_cacheable_only, "only repack packs which are cacheable", NULL},
         {"repack-small", 0, CR_FLAG_BOOL, &o.repack_small, "repack pack files below 80% of target pack size", NULL},
         {"repack-uncompressed", 0, CR_FLAG_BOOL, &o.repack_uncompressed, "repack all uncompressed data", NULL},
