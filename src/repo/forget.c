@@ -377,8 +377,8 @@ typedef struct {
     int64_t left[CR_KEEP_NCOUNTED];
     int64_t last[CR_KEEP_NCOUNTED];
     int64_t within_last[CR_WITHIN_NBUCKETS];
-    cr_time latest;
-    cr_forget_zone zone;
+    cr_time within_cutoff;                       /* --keep-within */
+    cr_time bucket_cutoff[CR_WITHIN_NBUCKETS];   /* --keep-within-<bucket> */
     cr_buf words; /* reasons of the current snapshot, NUL-separated */
     size_t nwords;
 } policy_state;
@@ -416,10 +416,19 @@ static cr_time find_latest(const cr_snapshot *const *sorted, size_t n, const cr_
     return latest;
 }
 
-static bool within(const policy_state *st, const cr_snapshot *sn, const cr_forget_duration *d)
+/* The cut-offs are measured from the group's latest snapshot, once. */
+static void set_cutoffs(policy_state *st, const cr_snapshot *const *sorted, size_t n, const cr_time *now,
+                        cr_forget_zone zone)
 {
-    cr_time cutoff = cr_forget_within_cutoff(&st->latest, d, st->zone);
-    return cr_time_cmp(&sn->time, &cutoff) > 0;
+    cr_time latest = find_latest(sorted, n, now);
+    st->within_cutoff = cr_forget_within_cutoff(&latest, &st->p->within, zone);
+    for (int i = 0; i < CR_WITHIN_NBUCKETS; i++)
+        st->bucket_cutoff[i] = cr_forget_within_cutoff(&latest, &st->p->within_bucket[i], zone);
+}
+
+static bool after(const cr_snapshot *sn, const cr_time *cutoff)
+{
+    return cr_time_cmp(&sn->time, cutoff) > 0;
 }
 
 static int64_t counted_bucket(int rule, const cr_time *t, size_t nr)
@@ -450,7 +459,7 @@ static int evaluate(policy_state *st, const cr_snapshot *sn, size_t nr, bool *ke
         CR_TRY(e);
         *keep = true;
     }
-    if (!cr_forget_duration_zero(&p->within) && within(st, sn, &p->within)) {
+    if (!cr_forget_duration_zero(&p->within) && after(sn, &st->within_cutoff)) {
         cr_forget_format_duration(&p->within, d, sizeof d);
         CR_TRY(add_reason(st, "within %s", d));
         *keep = true;
@@ -466,7 +475,7 @@ static int evaluate(policy_state *st, const cr_snapshot *sn, size_t nr, bool *ke
     }
     for (int i = 0; i < CR_WITHIN_NBUCKETS; i++) {
         const cr_forget_duration *w = &p->within_bucket[i];
-        if (cr_forget_duration_zero(w) || !within(st, sn, w)) continue;
+        if (cr_forget_duration_zero(w) || !after(sn, &st->bucket_cutoff[i])) continue;
         int64_t val = within_buckets[i](&sn->time);
         if (val == st->within_last[i]) continue;
         st->within_last[i] = val;
@@ -522,7 +531,8 @@ static int apply_sorted(const cr_snapshot **sorted, size_t n, const cr_forget_po
 {
     if (cr_forget_policy_empty(p)) return keep_all(sorted, n, out);
     if (n == 0) return 0;
-    policy_state st = {.p = p, .zone = zone, .latest = find_latest(sorted, n, now)};
+    policy_state st = {.p = p};
+    set_cutoffs(&st, sorted, n, now, zone);
     for (int i = 0; i < CR_KEEP_NCOUNTED; i++) st.left[i] = p->count[i], st.last[i] = -1;
     for (int i = 0; i < CR_WITHIN_NBUCKETS; i++) st.within_last[i] = -1;
     int e = 0;

@@ -172,7 +172,7 @@ compare_text "tables with reasons" --keep-last 3 --keep-tag keep --keep-within-d
 compare_text "multi-line paths" --keep-monthly 4 --host beta --path /srv -g ''
 compare_text "compact" -c --keep-last 3 --keep-tag a,b -g '' --host gamma
 compare_text "quiet" -q --keep-last 3 -g ''
-compare_text "JSON-free summary of a whole group" --keep-weekly 5 --host alpha --path /data
+compare_text "one host group" --keep-weekly 5 --host alpha --path /data -g host
 compare_text "no policy" --host alpha
 compare_text "policy text with every rule" -l 1 -H 2 -d 3 -w 4 -m 5 -y 6 --keep-within 1y --keep-within-hourly 1h \
     --keep-within-daily 2d --keep-within-weekly 3m --keep-within-monthly 4y --keep-within-yearly 5y \
