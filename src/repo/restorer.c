@@ -52,8 +52,8 @@
 
 #define MiB (1024u * 1024u)
 #define RANGE_GAP_MAX (1 * MiB)     /* read across gaps up to this size    */
-#define RANGE_MAX (8 * MiB)         /* one read, unless a blob is larger   */
-#define BATCH_PLAIN_MAX (16 * MiB)  /* decoded bytes held before writing   */
+#define RANGE_MAX (4 * MiB)         /* one read, unless a blob is larger   */
+#define BATCH_PLAIN_MAX (4 * MiB)   /* decoded bytes held before writing   */
 #define BLOB_MAX (128u * MiB)       /* larger index entries are refused    */
 #define DEPTH_MAX 2048              /* directory nesting we follow         */
 #define PREALLOC_MIN (1 * MiB)      /* fallocate files at least this big   */
@@ -69,8 +69,15 @@ enum {
     F_DESCEND = 1 << 1,  /* dir: pass 1 went into it                  */
     F_DIR_META = 1 << 2, /* dir: restore metadata when leaving        */
     F_SPECIAL = 1 << 3,  /* symlink/fifo/dev: create in pass 2        */
-    F_HARDLINK = 1 << 4  /* file: link to an earlier file in pass 2   */
+    F_HARDLINK = 1 << 4, /* file: link to an earlier file in pass 2   */
+    F_WALK2 = 1 << 5     /* dir: its listing has work for pass 2      */
 };
+
+/* What a subtree walked in pass 1 left for the rest. */
+typedef struct {
+    bool restored_any; /* something in it was selected */
+    bool pass2;        /* pass 2 must read its listing */
+} walk_result;
 
 typedef struct {
     uint32_t mode, uid, gid;
@@ -100,6 +107,7 @@ typedef struct {
     atomic_bool failed;
     atomic_uint pending; /* needs not yet written */
     int fd;              /* workers, under the file's stripe lock */
+    uint8_t have;        /* HAVE_* of the creation */
     rs_meta meta;
 } rs_file;
 
@@ -138,6 +146,9 @@ struct rs {
     bool has_inc, has_exc;
     bool delete_ok; /* cleared when a listing had names we refused */
     bool is_root;
+    uid_t euid;
+    gid_t egid;
+    mode_t umask;
     const char *target;
     int root_fd;
     cr_arena arena;
@@ -431,12 +442,16 @@ static bool xattr_error_matters(int e)
     return e != ENOTSUP && e != EOPNOTSUPP;
 }
 
+/* What a file we just created already has right (saves syscalls, which
+ * dominate restoring many small files). */
+enum { HAVE_OWNER = 1, HAVE_MODE = 2 };
+
 /* Metadata through an open descriptor (regular files, directories):
  * owner, xattrs, times, then mode (chown clears setuid, so chmod last). */
-static void apply_meta_fd(rs *r, int fd, const rs_meta *m, const char *loc)
+static void apply_meta_fd(rs *r, int fd, const rs_meta *m, const char *loc, unsigned have)
 {
     char eb[128];
-    if (fchown(fd, m->uid, m->gid) < 0 && chown_error_matters(r, errno))
+    if (!(have & HAVE_OWNER) && fchown(fd, m->uid, m->gid) < 0 && chown_error_matters(r, errno))
         report(r, loc, "lchown %s%s: %s", r->target, loc, errstr(errno, eb));
     for (uint32_t i = 0; i < m->nxattrs; i++) {
         const cr_xattr *x = &m->xattrs[i];
@@ -445,7 +460,24 @@ static void apply_meta_fd(rs *r, int fd, const rs_meta *m, const char *loc)
     }
     struct timespec ts[2] = {to_timespec(&m->atime), to_timespec(&m->mtime)};
     if (futimens(fd, ts) < 0) report(r, loc, "UtimesNano %s%s: %s", r->target, loc, errstr(errno, eb));
-    if (fchmod(fd, cr_mode_to_posix_perm(m->mode)) < 0) report(r, loc, "chmod %s%s: %s", r->target, loc, errstr(errno, eb));
+    if (!(have & HAVE_MODE) && fchmod(fd, cr_mode_to_posix_perm(m->mode)) < 0)
+        report(r, loc, "chmod %s%s: %s", r->target, loc, errstr(errno, eb));
+}
+
+/* The mode to create a new file with, and what it gets right by itself:
+ * plain permission bits survive the umask unchanged, and in a directory we
+ * made, a new file belongs to our euid and egid (no setgid parent yet). */
+static mode_t creation_mode(const rs *r, const rs_file *f, unsigned *have)
+{
+    unsigned perm = cr_mode_to_posix_perm(f->meta.mode);
+    *have = 0;
+    if (f->plan != PLAN_NEW) return 0600;
+    if (r->dirs[f->dir].fresh && f->meta.uid == r->euid && f->meta.gid == r->egid) *have |= HAVE_OWNER;
+    if (perm <= 0777 && (perm & r->umask) == 0) {
+        *have |= HAVE_MODE;
+        return perm;
+    }
+    return 0600;
 }
 
 /* Metadata by name below dfd for things we never open (symlinks, fifos,
@@ -627,8 +659,10 @@ static int clear_entry(rs *r, int dfd, const char *name, const struct stat *st, 
 static void finish_without_content(rs *r, int dfd, rs_file *f, const char *loc)
 {
     char eb[128];
+    unsigned have;
+    mode_t cmode = creation_mode(r, f, &have);
     int flags = O_WRONLY | O_NOFOLLOW | O_CLOEXEC | (f->plan == PLAN_NEW ? O_CREAT | O_EXCL : 0);
-    _cleanup_close_ int fd = openat(dfd, f->name, flags, 0600);
+    _cleanup_close_ int fd = openat(dfd, f->name, flags, cmode);
     if (fd < 0) {
         report(r, loc, "open %s%s: %s", r->target, loc, errstr(errno, eb));
         return;
@@ -638,7 +672,7 @@ static void finish_without_content(rs *r, int dfd, rs_file *f, const char *loc)
         return;
     }
     if (atomic_load(&f->failed)) return;
-    apply_meta_fd(r, fd, &f->meta, loc);
+    apply_meta_fd(r, fd, &f->meta, loc, have);
     pthread_mutex_lock(&r->st_lock);
     r->st.files_restored++;
     pthread_mutex_unlock(&r->st_lock);
@@ -751,7 +785,7 @@ static int plan_file(rs *r, const cr_node *n, uint32_t dir, const char *loc, uin
         if (f->plan == PLAN_UNCHANGED && !r->o->dry_run) {
             /* "updates the metadata of all files" */
             _cleanup_close_ int fd = openat(dfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-            if (fd >= 0) apply_meta_fd(r, fd, &f->meta, loc);
+            if (fd >= 0) apply_meta_fd(r, fd, &f->meta, loc, 0);
         }
         return 0;
     default:
@@ -863,10 +897,10 @@ static bool node_is_acceptable(rs *r, const cr_node *n, bool dup, const char *pa
     return n->type != CR_NODE_SOCKET; /* sockets are never restored */
 }
 
-static int walk1(rs *r, const cr_id *tree_id, uint32_t dir, cr_buf *loc, unsigned depth, bool *restored_any);
+static int walk1(rs *r, const cr_id *tree_id, uint32_t dir, cr_buf *loc, unsigned depth, walk_result *res);
 
 static int visit_dir1(rs *r, const cr_node *n, uint32_t dir, cr_buf *loc, unsigned depth, uint32_t seq, bool selected,
-                      bool descend, bool *restored_any)
+                      bool descend, walk_result *res)
 {
     uint8_t *flags;
     if (!selected && !descend) {
@@ -888,20 +922,24 @@ static int visit_dir1(rs *r, const cr_node *n, uint32_t dir, cr_buf *loc, unsign
             return 0;
         }
     }
-    bool child_restored = false;
+    walk_result sub = {false, false};
     if (descend) {
         if (depth >= DEPTH_MAX) {
             report(r, (char *)loc->data, "directories nested too deeply, not descending");
         } else {
             r->flags[seq] |= F_DESCEND;
-            CR_TRY(walk1(r, &n->subtree, child, loc, depth + 1, &child_restored));
+            CR_TRY(walk1(r, &n->subtree, child, loc, depth + 1, &sub));
         }
     }
     flags = &r->flags[seq];
     r->next_seq[seq] = (uint32_t)r->nseq;
-    if (selected || child_restored) {
+    if (selected || sub.restored_any) {
         *flags |= F_DIR_META;
-        *restored_any = true;
+        res->restored_any = true;
+        res->pass2 = true; /* this directory's metadata is set in pass 2 */
+        /* a listing of regular files only needs no second reading, unless
+         * --delete compares it with the target */
+        if ((*flags & F_DESCEND) && (sub.pass2 || r->o->delete_extra)) *flags |= F_WALK2;
         if (!selected) STAT_ADD(r, files_total, 1); /* created as a parent of selected items */
     } else {
         *flags |= F_SKIP;
@@ -910,18 +948,18 @@ static int visit_dir1(rs *r, const cr_node *n, uint32_t dir, cr_buf *loc, unsign
     return 0;
 }
 
-static int visit_node1(rs *r, const cr_node *n, uint32_t dir, cr_buf *loc, unsigned depth, bool *restored_any)
+static int visit_node1(rs *r, const cr_node *n, uint32_t dir, cr_buf *loc, unsigned depth, walk_result *res)
 {
     uint32_t seq = 0;
     CR_TRY(new_seq(r, &seq));
     bool selected, descend;
     select_item(r, (char *)loc->data, n->type == CR_NODE_DIR, &selected, &descend);
-    if (n->type == CR_NODE_DIR) return visit_dir1(r, n, dir, loc, depth, seq, selected, descend, restored_any);
+    if (n->type == CR_NODE_DIR) return visit_dir1(r, n, dir, loc, depth, seq, selected, descend, res);
     if (!selected) {
         r->flags[seq] |= F_SKIP;
         return 0;
     }
-    *restored_any = true;
+    res->restored_any = true;
     if (!r->o->dry_run && ensure_dir(r, dir) < 0) {
         r->flags[seq] |= F_SKIP;
         return 0;
@@ -930,14 +968,16 @@ static int visit_node1(rs *r, const cr_node *n, uint32_t dir, cr_buf *loc, unsig
         uint8_t fl = 0;
         CR_TRY(plan_file(r, n, dir, (char *)loc->data, &fl));
         r->flags[seq] |= fl | (fl & F_HARDLINK ? 0 : F_SKIP);
+        if (fl & F_HARDLINK) res->pass2 = true;
         return 0;
     }
     STAT_ADD(r, files_total, 1);
     r->flags[seq] |= F_SPECIAL;
+    res->pass2 = true;
     return 0;
 }
 
-static int walk1(rs *r, const cr_id *tree_id, uint32_t dir, cr_buf *loc, unsigned depth, bool *restored_any)
+static int walk1(rs *r, const cr_id *tree_id, uint32_t dir, cr_buf *loc, unsigned depth, walk_result *res)
 {
     cr_tree *t = NULL;
     int e = load_tree(r, tree_id, &t);
@@ -961,7 +1001,7 @@ static int walk1(rs *r, const cr_id *tree_id, uint32_t dir, cr_buf *loc, unsigne
         cr_buf_putc(loc, '/');
         cr_buf_append(loc, n->name, n->name_len);
         if ((e = cr_buf_nul(loc)) < 0) break;
-        e = visit_node1(r, n, dir, loc, depth, restored_any);
+        e = visit_node1(r, n, dir, loc, depth, res);
         loc->len = base;
         cr_buf_nul(loc);
     }
@@ -1119,8 +1159,11 @@ static int file_fd_locked(worker *w, rs_file *f)
     int dfd = worker_dir_fd(w, f->dir, 0);
     int fd = -1;
     if (dfd >= 0) {
+        unsigned have;
+        mode_t cmode = creation_mode(w->r, f, &have);
         int flags = O_WRONLY | O_NOFOLLOW | O_CLOEXEC | (f->plan == PLAN_NEW ? O_CREAT | O_EXCL : 0);
-        fd = openat(dfd, f->name, flags, 0600);
+        fd = openat(dfd, f->name, flags, cmode);
+        f->have = (uint8_t)have;
     } else {
         errno = -dfd;
     }
@@ -1158,7 +1201,7 @@ static void file_complete(worker *w, uint32_t fi)
     file_location(r, f, &w->loc);
     /* A damaged file keeps the restore time as mtime, so a later
      * --overwrite if-changed does not take it for intact. */
-    if (fd >= 0 && !failed) apply_meta_fd(r, fd, &f->meta, (char *)w->loc.data);
+    if (fd >= 0 && !failed) apply_meta_fd(r, fd, &f->meta, (char *)w->loc.data, f->have);
     if (fd >= 0) close(fd);
     f->fd = -2;
     pthread_mutex_unlock(lk);
@@ -1648,7 +1691,7 @@ static void dir_metadata(rs *r, uint32_t d, const cr_node *n, const char *loc)
         }
         rs_meta m;
         meta_from_node(n, &m);
-        apply_meta_fd(r, dfd, &m, loc);
+        apply_meta_fd(r, dfd, &m, loc, 0);
     }
     other_restored(r, loc);
 }
@@ -1671,7 +1714,7 @@ static int visit_node2(rs *r, const cr_node *n, uint32_t dir, cr_buf *loc, unsig
     }
     /* restic deletes only in directories it restores (selected, or with
      * restored children) */
-    if (flags & F_DESCEND) CR_TRY(walk2(r, &n->subtree, child, loc, depth + 1, next, (flags & F_DIR_META) != 0));
+    if (flags & F_WALK2) CR_TRY(walk2(r, &n->subtree, child, loc, depth + 1, next, (flags & F_DIR_META) != 0));
     r->seq2 = next;
     if (flags & F_DIR_META) dir_metadata(r, child, n, (char *)loc->data);
     close_dir(r, child);
@@ -1848,12 +1891,11 @@ static int restore_all(rs *r, const cr_id *root)
 
     /* pass 1 */
     cr_buf loc = CR_BUF_INIT;
-    bool any = false;
+    walk_result any = {false, false};
     int e = cr_buf_nul(&loc); /* locations are never NULL, the root is "" */
     if (e == 0) e = walk1(r, root, top, &loc, 0, &any);
     if (e < 0) return cr_buf_free(&loc), e;
     progress(r, false);
-
     /* content */
     if (!r->o->dry_run) {
         e = schedule(r);
@@ -1887,7 +1929,11 @@ int cr_restore(cr_repo *repo, const cr_id *root, const cr_restore_opts *opts, cr
     r.root_fd = -1;
     r.target = opts->target ? opts->target : "";
     r.delete_ok = true;
-    r.is_root = geteuid() == 0;
+    r.euid = geteuid();
+    r.egid = getegid();
+    r.is_root = r.euid == 0;
+    r.umask = umask(022); /* read it back: there is no getter */
+    umask(r.umask);
     pthread_mutex_init(&r.st_lock, NULL);
     pthread_mutex_init(&r.cb_lock, NULL);
     pthread_cond_init(&r.workers_cond, NULL);
