@@ -300,7 +300,10 @@ copy_repo() {
     rm -rf "$dest"
     cp -a "$FIXTURES/repos/$1" "$dest" || return 1
     chmod -R u+w "$dest"
-    # restic creates these even when empty; git drops empty dirs
+    # restic creates these even when empty; git drops empty dirs.  The
+    # fixtures have no locks: drop any that a concurrently running program
+    # left in the source tree, they would make the copy "locked".
+    rm -rf "$dest/locks"
     mkdir -p "$dest/locks" "$dest/snapshots" "$dest/index" "$dest/keys"
     echo "$dest"
 }

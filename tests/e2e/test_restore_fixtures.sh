@@ -35,29 +35,36 @@ declare -A KNOWN_BROKEN=(
 
 # compare_restore LABEL REPO PASSWORD SNAPSHOT [restore args...]
 # Restores with both programs (same arguments) into fresh dirs and compares
-# the manifests.  With REF=<dir> restic is not run: <dir> (an earlier restic
-# restore of the same selection) is the reference.  MANIFEST_OPTS are passed
-# to manifest.py for both trees.
+# the manifests.  restic's manifest is kept in $T/out/rs/LABEL.manifest (and
+# in the reference cache, so the ASan pass does not run restic again).  With
+# REF=<manifest file> restic is not run at all: that earlier manifest is the
+# reference.  (A tree can be manifested only once: listing a directory moves
+# its atime.)  MANIFEST_OPTS are passed to manifest.py for both trees.
 compare_restore() {
     local label=$1 repo=$2 pw=$3 snap=$4; shift 4
-    local dr=${REF:-$T/out/rs/$label} dc=$T/out/cr/$label
-    rm -rf "$dc"; mkdir -p "$(dirname "$dc")"
-    if [ -z "${REF:-}" ]; then
-        rm -rf "$dr"; mkdir -p "$(dirname "$dr")"
+    local dr=$T/out/rs/$label dc=$T/out/cr/$label
+    local refm=${REF:-$T/out/rs/$label.manifest}
+    local key="restore|$label|$repo|$snap|$*|${MANIFEST_OPTS:-}"
+    rm -rf "$dc"; mkdir -p "$(dirname "$dc")" "$(dirname "$refm")"
+    if [ -z "${REF:-}" ] && ! refcache_get "$key" "$refm"; then
+        rm -rf "$dr"
         run env RESTIC_PASSWORD="$pw" "$RESTIC" --cache-dir "$T/cache-restic" -r "$repo" restore "$snap" --target "$dr" "$@"
         if [ "$RC" -ne 0 ]; then
             fail "$label: restic 0.14 restore failed (exit $RC): fixture or harness problem"; show "$ERR"
             return
         fi
+        manifest ${MANIFEST_OPTS:-} "$dr" >"$refm" || { fail "$label: manifest of restic's tree"; return; }
+        refcache_put "$key" "$refm"
+        rm -rf "$dr"
     fi
     RESTIC_PASSWORD=$pw expect_exit 0 cr -r "$repo" restore "$snap" --target "$dc" "$@" || return
-    manifest ${MANIFEST_OPTS:-} "$dr" >"$T/m.restic" || { fail "$label: manifest of restic's tree"; return; }
     if [ ! -d "$dc" ]; then fail "$label: crestic created no target dir"; return; fi
     manifest ${MANIFEST_OPTS:-} "$dc" >"$T/m.crestic"
-    if [ ! -s "$T/m.restic" ]; then
+    if [ ! -s "$refm" ]; then
         fail "$label: restic restored nothing: the comparison would be vacuous"; return
     fi
-    expect_same "$T/m.restic" "$T/m.crestic" "$label: restored trees identical (restic vs crestic)"
+    expect_same "$refm" "$T/m.crestic" "$label: restored trees identical (restic vs crestic)"
+    rm -rf "$dc"
 }
 
 # ---------------------------------------------------------------------------
@@ -75,9 +82,9 @@ for name in $(fixture_repo_names); do
         # "latest" and a short ID select the newest snapshot (reference: its
         # restic restore above)
         last=$(echo "$ids" | tail -n 1)
-        REF=$T/out/rs/$name/${last:0:8} compare_restore "$name/latest" "$repo" "$FIXTURE_PASSWORD" latest
+        REF=$T/out/rs/$name/${last:0:8}.manifest compare_restore "$name/latest" "$repo" "$FIXTURE_PASSWORD" latest
         first=$(echo "$ids" | head -n 1)
-        REF=$T/out/rs/$name/${first:0:8} compare_restore "$name/short-${first:0:8}" "$repo" "$FIXTURE_PASSWORD" "${first:0:8}"
+        REF=$T/out/rs/$name/${first:0:8}.manifest compare_restore "$name/short-${first:0:8}" "$repo" "$FIXTURE_PASSWORD" "${first:0:8}"
     fi
 done
 [ $n_repos -ge 4 ] || fail "expected at least 4 fixture repositories, found $n_repos"
@@ -89,17 +96,17 @@ for name in $(upstream_repo_names); do
     repo=$(unpack_upstream "$name") || { fail "$name: cannot unpack"; continue; }
     n_up=$((n_up + 1))
     # both must see the same snapshots (a repository with none is still checked here)
-    run env RESTIC_PASSWORD=$UPSTREAM_PASSWORD "$RESTIC" --cache-dir "$T/cache-restic" --no-lock -r "$repo" list snapshots
-    sort "$OUT" >"$T/ids.restic"
-    RESTIC_PASSWORD=$UPSTREAM_PASSWORD expect_exit 0 cr --no-lock -r "$repo" list snapshots
-    sort "$OUT" >"$T/ids.crestic"
-    expect_same "$T/ids.restic" "$T/ids.crestic" "$name: same snapshot list"
+    snapshot_ids "$repo" "$UPSTREAM_PASSWORD" | sort >"$T/ids.restic"
+    RESTIC_PASSWORD=$UPSTREAM_PASSWORD expect_exit 0 cr --no-lock -r "$repo" snapshots --json
+    "$PY" -c 'import json,sys
+for s in json.load(open(sys.argv[1])) or []: print(s["id"])' "$OUT" 2>/dev/null | sort >"$T/ids.crestic"
+    expect_same "$T/ids.restic" "$T/ids.crestic" "$name: same snapshot IDs (snapshots --json)"
     for id in $(snapshot_ids "$repo" "$UPSTREAM_PASSWORD"); do
         label="$name/${id:0:8}"
         how=${KNOWN_BROKEN[$name:${id:0:8}]:-}
         if [ -n "$how" ]; then
             if [ "$how" = fast ] || [ "${CRESTIC_E2E_SLOW:-0}" = 1 ]; then
-                run env RESTIC_PASSWORD=$UPSTREAM_PASSWORD "$RESTIC" --cache-dir "$T/cache-restic" -r "$repo" restore "$id" --target "$T/out/rs/$label"
+                ref env RESTIC_PASSWORD=$UPSTREAM_PASSWORD "$RESTIC" --cache-dir "$T/cache-restic" -r "$repo" restore "$id" --target "$T/out/rs/$label"
                 if [ "$RC" -ne 0 ]; then pass "$label: restic 0.14 fails as pinned (exit $RC)"
                 else fail "$label: restic 0.14 no longer fails — update KNOWN_BROKEN"; fi
             fi
@@ -127,8 +134,8 @@ compare_restore "iexclude" "$repo" "$FIXTURE_PASSWORD" latest --iexclude '*.BIN'
 MANIFEST_OPTS="--no-atime" compare_restore "verify" "$repo" "$FIXTURE_PASSWORD" latest --verify
 # the trees of these filters differ from the full restore (guards against a
 # filter that is silently ignored by both sides of a comparison)
-if [ -d "$T/out/rs/include-file" ] && [ -d "$T/out/rs/verify" ]; then
-    a=$(manifest "$T/out/rs/include-file" | wc -l); b=$(manifest "$T/out/rs/verify" | wc -l)
+if [ -s "$T/out/rs/include-file.manifest" ] && [ -s "$T/out/rs/verify.manifest" ]; then
+    a=$(wc -l <"$T/out/rs/include-file.manifest"); b=$(wc -l <"$T/out/rs/verify.manifest")
     expect_true "filters select fewer entries than a full restore ($a < $b)" [ "$a" -lt "$b" ] 
 fi
 

@@ -9,6 +9,9 @@ Options:
                       by these keys before comparing (ties in the reference order)
   --unordered         compare top-level lists as multisets
   --ignore KEY        ignore this object member wherever it appears (repeatable)
+  --allow-extra KEY   the candidate may have this member where the reference
+                      has none (members newer restic versions added); when
+                      both have it, it is compared (repeatable)
   --expect-nonempty   fail when the reference is an empty list / has no lines
                       (guards against a comparison that cannot fail)
   --check-time-order  candidate: a top-level list whose objects' "time" must be
@@ -63,6 +66,9 @@ def canon(v):
     return json.dumps(v, sort_keys=True, ensure_ascii=False)
 
 
+ALLOW_EXTRA = set()
+
+
 def diff(a, b, path, ignore, out):
     if kind(a) != kind(b):
         out.append("%s: %s != %s (type %s vs %s)" % (path or "$", short(a), short(b), kind(a), kind(b)))
@@ -73,6 +79,8 @@ def diff(a, b, path, ignore, out):
                 continue
             p = "%s.%s" % (path, k)
             if k not in a:
+                if k in ALLOW_EXTRA:
+                    continue
                 out.append("%s: (absent) != %s" % (p, short(b[k])))
             elif k not in b:
                 out.append("%s: %s != (absent)" % (p, short(a[k])))
@@ -146,6 +154,9 @@ def main(argv):
         elif a == "--ignore":
             i += 1
             ignore.add(argv[i])
+        elif a == "--allow-extra":
+            i += 1
+            ALLOW_EXTRA.add(argv[i])
         elif a.startswith("--"):
             raise SystemExit("jsoncmp.py: unknown option " + a)
         else:
