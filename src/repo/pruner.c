@@ -252,6 +252,7 @@ static int report_missing(cr_prune_plan *p, handle_vec *m)
         CR_TRY(cr_buf_printf(&list, "%s<%s/%.8s>", i ? " " : "", cr_blob_type_name(m->v[i].type), hex));
     }
     CR_TRY(cr_buf_puts(&list, "}"));
+    CR_TRY(cr_buf_nul(&list));
     say(p, CR_PRUNE_WARN,
         "%s not found in the index\n\n"
         "Integrity check failed: snapshots reference data that the index does not list.\n"
@@ -405,11 +406,12 @@ static void note_unreferenced(cr_prune_plan *p)
     }
 }
 
+/* Packs below this size are "small": by default only very small ones
+ * (1/25 of the pack size), with --repack-small those below 80% of it. */
 static uint64_t target_pack_size(const cr_prune_plan *p)
 {
-    if (!p->o.repack_small) return 0;
     uint64_t size = p->o.writer.pack_size ? p->o.writer.pack_size : CR_PACK_SIZE_DEFAULT;
-    return size / 5 * 4;
+    return p->o.repack_small ? size / 5 * 4 : size / 25;
 }
 
 static void set_remove(cr_prune_plan *p, pack_info *pi, uint8_t action)
@@ -439,7 +441,7 @@ static void judge_pack(cr_prune_plan *p, uint32_t pos, uint32_t *cand, size_t *n
         if (pi->stored >= target) pi->action = ACT_KEEP;
         else small[(*nsmall)++] = pos;
     } else {
-        pi->small = pi->stored < target;
+        pi->small = pi->used_size + pi->unused_size < target;
         cand[(*ncand)++] = pos;
     }
 }
@@ -462,6 +464,7 @@ static int judge_missing(cr_prune_plan *p)
         }
     }
     if (nneeded) {
+        CR_TRY(cr_buf_nul(&needed));
         say(p, CR_PRUNE_WARN, "The index references %zu needed pack files which are missing from the repository:%s",
             nneeded, (const char *)needed.data);
         return cr_error(CR_E_NOTFOUND, "packs from index missing in repo");

@@ -42,7 +42,7 @@ typedef struct {
     uint64_t max_unused_bytes;
     uint64_t max_repack_bytes; /* UINT64_MAX: no limit */
     bool repack_cacheable_only; /* repack tree packs only */
-    bool repack_small;          /* repack fully used packs below 80% of the pack size */
+    bool repack_small;          /* small packs: below 80% of the pack size, not 1/25 */
     bool repack_uncompressed;   /* v2: repack packs with uncompressed data blobs */
     bool unsafe_recovery;       /* remove the old index before the packs (no free space) */
     cr_writer_opts writer;      /* compression and pack size for repacked blobs */

@@ -227,7 +227,11 @@ static int read_pack_header(repairer *rp, const cr_id *id, uint64_t size)
     size_t n = 0;
     int e = cr_repo_pack_header(rp->repo, id, size, &blobs, &n);
     if (e < 0 && is_damage(e)) {
-        say(rp, CR_REPAIR_WARN, "skipped incomplete pack file: %s: %s", hex, cr_error_message());
+        const char *why = cr_error_message();
+        /* The message usually names the pack already. */
+        if (!strncmp(why, "pack ", 5) && !strncmp(why + 5, hex, CR_ID_HEX) && !strncmp(why + 5 + CR_ID_HEX, ": ", 2))
+            why += 5 + CR_ID_HEX + 2;
+        say(rp, CR_REPAIR_WARN, "skipped incomplete pack file: %s: %s", hex, why);
         rp->res->packs_skipped++;
         return 0;
     }
