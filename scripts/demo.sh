@@ -15,11 +15,12 @@ die() { echo "demo: FAILED: $*" >&2; exit 1; }
 step "dependencies (scripts/install-deps.sh)"
 bash scripts/install-deps.sh </dev/null
 
-step "build (Release) into build/"
-cmake -B build -S . -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$(nproc)" --target crestic 2>&1 | grep -vE '^\[ *[0-9]+%\] (Building|Linking|Built)' || true
-[ -x build/crestic ] || die "build/crestic was not built"
-CRESTIC=$ROOT/build/crestic
+BUILD=${DEMO_BUILD_DIR:-build}
+step "build (Release) into $BUILD/"
+cmake -B "$BUILD" -S . -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target crestic 2>&1 | grep -vE '^\[ *[0-9]+%\] (Building|Linking|Built)' || true
+[ -x "$BUILD/crestic" ] || die "$BUILD/crestic was not built"
+CRESTIC=$ROOT/$BUILD/crestic
 "$CRESTIC" version
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/crestic-demo.XXXXXX")
@@ -41,6 +42,8 @@ step "crestic ls -l latest"
 
 step "crestic restore latest --target $TMP/restore"
 "$CRESTIC" restore latest --target "$TMP/restore" || die "restore"
+# record the restored metadata before anything reads the tree (reading moves atimes)
+python3 tests/tools/manifest.py "$TMP/restore" >"$TMP/m.crestic" || die "manifest"
 
 step "restored tree"
 (cd "$TMP/restore" && find . -mindepth 1 | LC_ALL=C sort | while IFS= read -r p; do
@@ -57,7 +60,6 @@ done)
 if command -v restic >/dev/null 2>&1; then
     step "the same restore with restic 0.14, compared entry by entry"
     restic --no-cache restore latest --target "$TMP/restic-restore" -q || die "restic restore"
-    python3 tests/tools/manifest.py "$TMP/restore" >"$TMP/m.crestic"
     python3 tests/tools/manifest.py "$TMP/restic-restore" >"$TMP/m.restic"
     if diff -u "$TMP/m.restic" "$TMP/m.crestic"; then
         echo "identical: $(wc -l <"$TMP/m.crestic") entries (contents, modes, owners, times, xattrs, hard links)"
