@@ -319,10 +319,11 @@ int cr_cli_open_repo(cr_global *g, cr_repo **out)
     explicit_bzero(pw.data, pw.len);
     cr_buf_free(&pw);
     if (r < 0) return cr_cli_fail(g, r);
-    if (g->verbose > 0 && !g->json && !g->quiet) {
+    /* restic says this on a terminal only (its default verbosity is 1). */
+    if (!g->json && !g->quiet && cr_stdout_is_tty()) {
         char id[CR_ID_HEX + 1];
         cr_id_to_hex(&(*out)->cfg.id, id);
-        fprintf(stderr, "repository %.8s opened (version %u)\n", id, (*out)->cfg.version);
+        printf("repository %.8s opened (repository version %u) successfully, password is correct\n", id, (*out)->cfg.version);
     }
     return 0;
 }
