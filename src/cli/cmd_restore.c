@@ -32,6 +32,9 @@ typedef struct {
     double last_status;
     bool status_shown; /* a terminal status line is on screen */
     bool tty;
+    bool dry_run;
+    bool summary_done; /* restic prints it before verifying */
+    double verify_start;
     const char *target;
 } ui_state;
 
@@ -205,7 +208,8 @@ static void summary_text(const cr_restore_stats *st, double secs, bool dry_run)
     char dur[32], total[64];
     format_duration(secs, dur);
     cr_go_format_bytes(st->bytes_total, total);
-    const char *verb = dry_run ? "Would restore" : "Restored";
+    const char *verb = "Restored"; /* restic says so in dry runs too */
+    (void)dry_run;
     if (st->files_restored == st->files_total && st->bytes_restored == st->bytes_total) {
         printf("Summary: %s %llu files/dirs (%s) in %s", verb, (unsigned long long)st->files_total, total, dur);
     } else {
@@ -287,18 +291,52 @@ static void on_item(void *ud, const char *item, const char *action, uint64_t siz
     cr_buf_free(&b);
 }
 
+/* Go's time.Duration.String() of a duration rounded to milliseconds:
+ * "0s", "12ms", "1.5s", "2m3.004s", "1h0m0.5s". */
+static void go_duration_ms(double secs, char out[48])
+{
+    unsigned long long ms = (unsigned long long)(secs * 1000 + 0.5);
+    if (ms == 0) {
+        snprintf(out, 48, "0s");
+        return;
+    }
+    if (ms < 1000) {
+        snprintf(out, 48, "%llums", ms);
+        return;
+    }
+    char frac[8] = "";
+    if (ms % 1000) {
+        snprintf(frac, sizeof frac, ".%03llu", ms % 1000);
+        for (size_t n = strlen(frac); frac[n - 1] == '0'; n--) frac[n - 1] = 0;
+    }
+    unsigned long long s = ms / 1000, h = s / 3600, m = s % 3600 / 60;
+    if (h) snprintf(out, 48, "%lluh%llum%llu%ss", h, m, s % 60, frac);
+    else if (m) snprintf(out, 48, "%llum%llu%ss", m, s % 60, frac);
+    else snprintf(out, 48, "%llu%ss", s, frac);
+}
+
+static void print_summary(ui_state *u, const cr_restore_stats *st)
+{
+    double secs = elapsed(u);
+    clear_status(u);
+    if (u->g->json) json_line("summary", st, secs, false);
+    else if (!u->g->quiet) summary_text(st, secs, u->dry_run);
+    fflush(stdout);
+    u->summary_done = true;
+}
+
 static void on_phase(void *ud, cr_restore_phase phase, const cr_restore_stats *st)
 {
     ui_state *u = ud;
+    if (phase == CR_RESTORE_PHASE_VERIFY) print_summary(u, st);
     if (u->g->json || u->g->quiet) return;
     if (phase == CR_RESTORE_PHASE_VERIFY) {
-        clear_status(u);
         printf("verifying files in %s\n", u->target);
-        u->last_status = elapsed(u); /* reuse as the verify start */
+        u->verify_start = elapsed(u);
     } else {
-        double took = elapsed(u) - u->last_status;
-        if (took < 1) printf("finished verifying %llu files in %s (took %.0fms)\n", (unsigned long long)st->files_verified, u->target, took * 1000);
-        else printf("finished verifying %llu files in %s (took %.3gs)\n", (unsigned long long)st->files_verified, u->target, took);
+        char took[48];
+        go_duration_ms(elapsed(u) - u->verify_start, took);
+        printf("finished verifying %llu files in %s (took %s)\n", (unsigned long long)st->files_verified, u->target, took);
     }
     fflush(stdout);
 }
@@ -376,7 +414,7 @@ static int do_restore(cr_global *g, restore_opts *o, const char *ref, cr_overwri
     if (!g->json && !g->quiet) print_restoring(&sn, o->target);
     fflush(stdout);
 
-    ui_state u = {.g = g, .tty = cr_stdout_is_tty(), .target = o->target, .last_status = -1};
+    ui_state u = {.g = g, .tty = cr_stdout_is_tty(), .target = o->target, .last_status = -1, .dry_run = o->dry_run};
     clock_gettime(CLOCK_MONOTONIC, &u.start);
     cr_restore_opts ro = {
         .target = o->target,
@@ -394,12 +432,7 @@ static int do_restore(cr_global *g, restore_opts *o, const char *ref, cr_overwri
     memset(&st, 0, sizeof st);
     e = cr_restore(repo, &tree, &ro, &st);
     clear_status(&u);
-    if (e == 0 || e == CR_E_PARTIAL) {
-        double secs = elapsed(&u);
-        if (g->json) json_line("summary", &st, secs, false);
-        else if (!g->quiet) summary_text(&st, secs, o->dry_run);
-        fflush(stdout);
-    }
+    if ((e == 0 || e == CR_E_PARTIAL) && !u.summary_done) print_summary(&u, &st);
     if (e == CR_E_PARTIAL) e = cr_error(CR_E_PARTIAL, "There were %llu errors", (unsigned long long)st.errors);
     if (e < 0) rc = cr_cli_fail(g, e);
 out:
