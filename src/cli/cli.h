@@ -110,6 +110,8 @@ cr_snapshot_filter cr_filter_from_flags(const cr_filter_flags *ff);
 void cr_format_bytes(char *out, size_t n, uint64_t bytes);
 /* Whether stdout is a terminal (progress lines). */
 bool cr_stdout_is_tty(void);
+/* Put the terminal back (echo on) if a password prompt is showing. */
+void cr_cli_restore_terminal(void);
 /* Set by SIGINT/SIGTERM handlers; long operations poll it. */
 extern volatile int cr_interrupted;
 

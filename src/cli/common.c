@@ -193,6 +193,15 @@ static int run_password_command(const char *cmd, cr_buf *out)
     return rc;
 }
 
+/* The terminal state while a prompt has echo switched off. */
+static struct termios saved_termios;
+static volatile int termios_saved;
+
+void cr_cli_restore_terminal(void)
+{
+    if (termios_saved) tcsetattr(0, TCSAFLUSH, &saved_termios);
+}
+
 static int prompt_password(const char *prompt, cr_buf *out)
 {
     bool tty = isatty(0);
@@ -201,6 +210,8 @@ static int prompt_password(const char *prompt, cr_buf *out)
         fprintf(stderr, "%s", prompt);
         fflush(stderr);
         tcgetattr(0, &old);
+        saved_termios = old;
+        termios_saved = 1;
         noecho = old;
         noecho.c_lflag &= ~(tcflag_t)ECHO;
         tcsetattr(0, TCSAFLUSH, &noecho);
@@ -215,6 +226,7 @@ static int prompt_password(const char *prompt, cr_buf *out)
     }
     if (tty) {
         tcsetattr(0, TCSAFLUSH, &old);
+        termios_saved = 0;
         fprintf(stderr, "\n");
     }
     if (out->len && out->data[out->len - 1] == '\r') out->len--;

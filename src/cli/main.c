@@ -1,11 +1,14 @@
 /* crestic entry point: argv[0] personality, global flags, command dispatch. */
 #include "cli/cli.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "repo/lock.h"
 #include "util/error.h"
 
 #define DECLARE_COMMAND(id) extern const cr_command cr_cmd_##id __attribute__((weak));
@@ -18,20 +21,37 @@ static const cr_command *const commands[] = {CR_COMMANDS(LIST_COMMAND)};
 
 volatile int cr_interrupted;
 
-static void on_signal(int sig)
+/* Seconds a command gets after SIGINT/SIGTERM to stop by itself (it polls
+ * cr_interrupted and cleans up); after that, or at a second signal, the
+ * signal thread removes our lock files and exits 130.  A command blocked in
+ * a system call (a write to a pipe nobody reads) is stopped this way. */
+#define CR_INTERRUPT_GRACE_SECONDS 3
+
+static void *signal_thread(void *arg)
 {
-    (void)sig;
+    sigset_t *set = arg;
+    int sig;
+    if (sigwait(set, &sig) != 0) return NULL;
     cr_interrupted = 1;
+    struct timespec grace = {CR_INTERRUPT_GRACE_SECONDS, 0};
+    siginfo_t info;
+    while (sigtimedwait(set, &info, &grace) < 0 && errno == EINTR) {}
+    cr_cli_restore_terminal();
+    cr_lock_remove_all_held();
+    fflush(stdout);
+    _exit(CR_EXIT_INTERRUPTED);
 }
 
+/* Block the signals in every thread and let one thread wait for them. */
 static void install_signal_handlers(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    static sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    pthread_t t;
+    if (pthread_create(&t, NULL, signal_thread, &set) == 0) pthread_detach(t);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -97,9 +117,14 @@ int main(int argc, char **argv)
 
     int ci = locate_command(argc, argv);
     if (ci < 0) {
-        for (int i = 1; i < argc; i++)
+        for (int i = 1; i < argc; i++) {
             if (!strcmp(argv[i], "--version")) return find_command("version")->run(&(cr_global){0}, 0, argv);
-        print_main_usage(ci < 0 && argc > 1 ? stderr : stdout);
+            if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+                print_main_usage(stdout);
+                return CR_EXIT_OK;
+            }
+        }
+        print_main_usage(argc > 1 ? stderr : stdout);
         return argc > 1 ? CR_EXIT_FAILURE : CR_EXIT_OK;
     }
     const char *name = argv[ci];

@@ -84,6 +84,7 @@ bool cr_lock_is_stale(const cr_lock_info *l, const char *this_host)
 /* ---- acquiring -------------------------------------------------------- */
 
 struct cr_lock {
+    struct cr_lock *next_held; /* the process-wide list of held locks */
     cr_repo *repo;
     cr_lock_info info;
     cr_id id;
@@ -93,6 +94,40 @@ struct cr_lock {
     pthread_cond_t cv;
     bool stopping;
 };
+
+/* Every lock this process holds, so a signal can remove them all. */
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+static cr_lock *held;
+
+static void hold(cr_lock *l)
+{
+    pthread_mutex_lock(&held_mu);
+    l->next_held = held;
+    held = l;
+    pthread_mutex_unlock(&held_mu);
+}
+
+static void unhold(cr_lock *l)
+{
+    pthread_mutex_lock(&held_mu);
+    for (cr_lock **p = &held; *p; p = &(*p)->next_held)
+        if (*p == l) {
+            *p = l->next_held;
+            break;
+        }
+    pthread_mutex_unlock(&held_mu);
+}
+
+void cr_lock_remove_all_held(void)
+{
+    /* No unlock: the process exits right after; a stuck holder must not block us. */
+    if (pthread_mutex_trylock(&held_mu) != 0) return;
+    for (cr_lock *l = held; l; l = l->next_held) {
+        char hex[CR_ID_HEX + 1];
+        cr_id_to_hex(&l->id, hex);
+        cr_be_remove(l->repo->be, CR_FILE_LOCK, hex);
+    }
+}
 
 static void fill_own_info(cr_lock_info *l, bool exclusive)
 {
@@ -213,6 +248,7 @@ int cr_lock_acquire(cr_repo *r, bool exclusive, double retry_seconds, cr_lock **
         backoff = backoff * 2 > 60 ? 60 : backoff * 2;
     }
     if (e == 0 && pthread_create(&l->refresher, NULL, refresh_loop, l) == 0) l->refresher_running = true;
+    if (e == 0) hold(l);
     if (e < 0) {
         cr_lock_clear(&l->info);
         free(l);
@@ -225,6 +261,7 @@ int cr_lock_acquire(cr_repo *r, bool exclusive, double retry_seconds, cr_lock **
 void cr_lock_release(cr_lock *l)
 {
     if (!l) return;
+    unhold(l);
     if (l->refresher_running) {
         pthread_mutex_lock(&l->mu);
         l->stopping = true;

@@ -31,5 +31,8 @@ typedef struct cr_lock cr_lock; /* a lock we hold; refreshed in the background *
 int cr_lock_acquire(cr_repo *r, bool exclusive, double retry_seconds, cr_lock **out);
 /* Remove our lock file and stop refreshing; NULL is fine. */
 void cr_lock_release(cr_lock *l);
+/* Last-resort cleanup when the process must stop now (signal thread):
+ * delete the files of every lock still held, without waiting for anyone. */
+void cr_lock_remove_all_held(void);
 
 #endif
