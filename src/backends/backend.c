@@ -17,12 +17,15 @@ const char *cr_filetype_dir(cr_filetype t)
     return (unsigned)t < CR_FILE_NTYPES ? type_dirs[t] : "?";
 }
 
+extern const cr_backend_ops cr_backend_rest; /* rest.c */
+
 /* Known schemes; a string without one is a local path (spec §23.1). */
 static const cr_backend_ops *const backends[] = {
     &cr_backend_local,
+    &cr_backend_rest,
 };
 
-static const char *const remote_schemes[] = {"sftp", "rest", "s3", "b2", "azure", "gs", "swift", "rclone"};
+static const char *const remote_schemes[] = {"sftp", "s3", "b2", "azure", "gs", "swift", "rclone"};
 
 static int pick(const char *location, const cr_backend_ops **ops, const char **rest)
 {

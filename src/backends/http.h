@@ -1,0 +1,88 @@
+/* Shared HTTP layer for the remote backends (REST now; S3, Azure, ... later),
+ * on libcurl.
+ *
+ * One cr_http context per backend.  It keeps a small pool of curl easy
+ * handles, each with its own connection cache, so keep-alive connections are
+ * reused; any number of threads may call cr_http_request() at once (a thread
+ * borrows a handle for the duration of one request).
+ *
+ * Retries follow restic's model (spec §23.1): transient failures (5xx, 429,
+ * 408, dropped or refused connections, timeouts, stalled transfers) are
+ * retried with exponential back-off and jitter until a total time cap
+ * (default 900 s; env CRESTIC_HTTP_RETRY_MAX_SECONDS overrides it, for tests).
+ * A transfer that moves less than 1 byte/s for the stall time (default 120 s;
+ * env CRESTIC_HTTP_STALL_SECONDS) is aborted and retried.  Every other HTTP
+ * status is handed back to the caller at once.
+ *
+ * Credentials never appear in messages: URLs given to this layer must not
+ * contain userinfo (pass them as username/password instead).
+ */
+#ifndef CRESTIC_BACKENDS_HTTP_H
+#define CRESTIC_BACKENDS_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+
+typedef struct cr_http cr_http;
+
+/* TLS settings shared by all HTTP backends of the process; the CLI sets them
+ * from --cacert, --tls-client-cert and --insecure-tls before opening a
+ * backend.  Strings are copied; NULL means "not set". */
+typedef struct {
+    const char *cacert;      /* PEM file of trusted roots (default: system store) */
+    const char *client_cert; /* PEM file holding client certificate and key */
+    bool insecure;           /* skip certificate verification */
+} cr_http_tls;
+
+int cr_http_set_tls(const cr_http_tls *tls);
+
+/* A flag polled during transfers and back-off waits (the CLI's SIGINT flag):
+ * non-zero ends the request with CR_E_INTERRUPTED. */
+void cr_http_set_cancel(const volatile int *flag);
+
+typedef struct {
+    const char *username, *password; /* HTTP Basic when username is set */
+    const char *user_agent;          /* default "crestic/0.1" */
+} cr_http_config;
+
+int cr_http_new(const cr_http_config *cfg, cr_http **out);
+void cr_http_free(cr_http *h);
+
+typedef struct {
+    const char *method;         /* GET, HEAD, POST, PUT, DELETE */
+    const char *url;            /* without credentials; used in messages */
+    const char *const *headers; /* NULL-terminated "Name: value" lines, or NULL */
+    const void *body;           /* request body (POST/PUT), from memory */
+    size_t body_len;
+    bool range;                 /* send Range: bytes=range_off-(range_off+range_len-1) */
+    uint64_t range_off, range_len; /* range_len 0: to the end */
+} cr_http_req;
+
+typedef struct {
+    long status;
+    int64_t content_length; /* -1 when the server sent none */
+    char content_type[128];
+    cr_buf body;            /* GET/POST answer body (also for error statuses) */
+} cr_http_resp;
+
+/* Perform a request with retries.  0 when the server answered with a status
+ * that is not retried (any 1xx-4xx except 408/429, or 5xx once the retry
+ * time is used up is an error instead); the caller interprets resp->status.
+ * Negative with a message naming the URL when no answer came (connection,
+ * TLS, timeout) or when retries ran out. */
+int cr_http_request(cr_http *h, const cr_http_req *req, cr_http_resp *resp);
+void cr_http_resp_free(cr_http_resp *resp);
+
+/* A message "<METHOD> <url>: <status> <reason>[: <server text>]" and a code
+ * for an unexpected status: -ENOENT for 404, -EACCES for 401/403, -EIO for
+ * anything else. */
+int cr_http_status_error(const cr_http_req *req, const cr_http_resp *resp);
+
+/* "scheme://user:***@host/..." for display: the password in a URL's userinfo
+ * replaced by "***" (also inside "rest:..." style locations). */
+int cr_http_redact_url(const char *url, cr_buf *out);
+
+#endif

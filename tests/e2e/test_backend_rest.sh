@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# REST backend (spec §23.4) against a real server: `rclone serve restic` on
+# 127.0.0.1 with HTTP Basic auth (tests/../shared test-servers recipe).
+#   - crestic init / backup / snapshots / restore / check --read-data on rest:
+#   - interop with restic 0.14 on the same server, both directions
+#   - credentials from RESTIC_REST_USERNAME / RESTIC_REST_PASSWORD
+#   - wrong credentials: quick, clear failure that does not show the password
+#   - server gone: clean failure within CRESTIC_HTTP_RETRY_MAX_SECONDS
+#   - transient 500/503 and dropped connections (tests/tools/faultproxy.py):
+#     retried, the commands still succeed
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
+need_restic
+
+if ! command -v rclone >/dev/null 2>&1; then
+    if [ "${CI:-}" = true ]; then fail "rclone is not installed: run scripts/install-deps.sh"; finish; fi
+    skip "$TEST_NAME: rclone not found (apt-get install rclone)"
+    finish
+fi
+
+export RESTIC_PASSWORD=rest-test-password
+REST_USER=rest
+REST_PASS='s3cr3t-Pw'
+
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wait_http PORT: until anything answers HTTP on the port (5 s at most)
+wait_http() {
+    local i
+    for i in $(seq 50); do
+        curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+SERVER_PID=
+start_server() {
+    PORT=$(free_port)
+    mkdir -p "$T/rest-data"
+    rclone serve restic --addr "127.0.0.1:$PORT" --user "$REST_USER" --pass "$REST_PASS" \
+        --config /dev/null "$T/rest-data" >"$T/rclone.log" 2>&1 &
+    SERVER_PID=$!
+    bg_register "$SERVER_PID"
+    wait_http "$PORT" || { fail "rclone serve restic did not start"; cat "$T/rclone.log"; finish; }
+}
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID" 2>/dev/null
+}
+
+start_server
+BASE=http://$REST_USER:$REST_PASS@127.0.0.1:$PORT
+
+# A small tree: nested folders, an empty file, a 3 MiB random file (several
+# packs' worth of chunks), a symlink.
+mkdir -p "$T/src/sub/deeper" "$T/src/empty-dir"
+printf 'hello\n' >"$T/src/hello.txt"
+: >"$T/src/empty"
+head -c 3145728 /dev/urandom >"$T/src/sub/random.bin"
+seq 1 20000 >"$T/src/sub/deeper/numbers.txt"
+ln -s ../hello.txt "$T/src/sub/link"
+manifest --no-atime "$T/src" >"$T/m.src"
+
+# ---------------------------------------------------------------------------
+section "crestic on rest:"
+CR_REPO=rest:$BASE/crestic-repo/
+expect_exit 0 cr -r "$CR_REPO" init
+expect_exit 0 cr -r "$CR_REPO" snapshots
+expect_empty "$OUT" "snapshots of an empty repository: nothing listed"
+expect_exit 0 cr -r "$CR_REPO" check
+expect_exit 1 cr -r "$CR_REPO" init
+expect_grep "$ERR" "config file already exists" "second init: config file already exists"
+
+expect_exit 0 cr -r "$CR_REPO" backup "$T/src"
+expect_exit 0 cr -r "$CR_REPO" snapshots --json
+expect_true "snapshots lists one snapshot" \
+    "$PY" -c 'import json,sys; sys.exit(len(json.load(open(sys.argv[1])))!=1)' "$OUT"
+expect_exit 0 cr -r "$CR_REPO" restore latest --target "$T/r-cr"
+manifest --no-atime "$T/r-cr$T/src" >"$T/m.r-cr"
+expect_same "$T/m.src" "$T/m.r-cr" "crestic restore from rest: equals the source"
+expect_exit 0 cr -r "$CR_REPO" check --read-data
+
+# The packs lie under data/XX/ on the server's disk, never data/XX/ in URLs.
+expect_true "server stores packs under data/XX/" \
+    bash -c "ls '$T/rest-data/crestic-repo/data/'??/* >/dev/null"
+
+section "restic 0.14 reads what crestic wrote"
+expect_exit 0 rs -r "$CR_REPO" check --read-data
+expect_exit 0 rs -r "$CR_REPO" restore latest --target "$T/r-rs"
+manifest --no-atime "$T/r-rs$T/src" >"$T/m.r-rs"
+expect_same "$T/m.src" "$T/m.r-rs" "restic restore of crestic's snapshot equals the source"
+
+section "crestic reads what restic 0.14 wrote"
+RS_REPO=rest:$BASE/restic-repo
+expect_exit 0 rs -r "$RS_REPO" init
+expect_exit 0 rs -r "$RS_REPO" backup "$T/src"
+expect_exit 0 rs -r "$RS_REPO" backup "$T/src/sub"
+expect_exit 0 cr -r "$RS_REPO" snapshots --json
+"$PY" -c 'import json,sys; print("\n".join(sorted(s["id"] for s in json.load(open(sys.argv[1])))))' "$OUT" >"$T/ids.cr"
+rs -r "$RS_REPO" snapshots --json 2>/dev/null |
+    "$PY" -c 'import json,sys; print("\n".join(sorted(s["id"] for s in json.load(sys.stdin))))' >"$T/ids.rs"
+expect_same "$T/ids.rs" "$T/ids.cr" "crestic lists restic's snapshots"
+expect_exit 0 cr -r "$RS_REPO" check --read-data
+expect_exit 0 cr -r "$RS_REPO" restore latest --path "$T/src" --target "$T/r-cr2"
+manifest --no-atime "$T/r-cr2$T/src" >"$T/m.r-cr2"
+expect_same "$T/m.src" "$T/m.r-cr2" "crestic restore of restic's snapshot equals the source"
+expect_exit 0 cr -r "$RS_REPO" backup "$T/src"
+expect_exit 0 rs -r "$RS_REPO" check --read-data
+
+section "credentials"
+expect_exit 0 env RESTIC_REST_USERNAME=$REST_USER RESTIC_REST_PASSWORD=$REST_PASS \
+    "$CRESTIC" --cache-dir "$T/cache-env" -r "rest:http://127.0.0.1:$PORT/crestic-repo/" snapshots
+BAD_REPO=rest:http://$REST_USER:wrong-Pw-123@127.0.0.1:$PORT/crestic-repo/
+t0=$(date +%s)
+run cr -r "$BAD_REPO" snapshots
+t1=$(date +%s)
+if [ "$RC" -ne 0 ] && [ $((t1 - t0)) -le 5 ]; then pass "wrong password: non-zero exit ($RC) within 5 s"
+else fail "wrong password: non-zero exit within 5 s" "rc=$RC, $((t1 - t0)) s"; cat "$ERR"; fi
+expect_grep "$ERR" "401" "wrong password: the error names the status 401"
+expect_grep "$ERR" "127\.0\.0\.1:$PORT/crestic-repo" "wrong password: the error names the URL"
+expect_true "wrong password: not shown in the error" bash -c "! grep -q 'wrong-Pw-123' '$ERR'"
+run cr -r "rest:http://127.0.0.1:$PORT/crestic-repo/" snapshots
+expect_grep "$ERR" "401" "no credentials at all: 401"
+
+# ---------------------------------------------------------------------------
+if [ -f "$TOOLS/faultproxy.py" ]; then
+    section "transient faults through tests/tools/faultproxy.py"
+    PPORT=$(free_port)
+    "$PY" "$TOOLS/faultproxy.py" --listen "$PPORT" --target "$PORT" --every 4 >"$T/proxy.log" 2>&1 &
+    bg_register $!
+    wait_http "$PPORT" || fail "faultproxy did not start"
+    PX_REPO=rest:http://$REST_USER:$REST_PASS@127.0.0.1:$PPORT/proxied-repo
+    export CRESTIC_HTTP_RETRY_MAX_SECONDS=60
+    expect_exit 0 cr -r "$PX_REPO" init
+    expect_exit 0 cr -r "$PX_REPO" backup "$T/src"
+    expect_exit 0 cr -r "$PX_REPO" restore latest --target "$T/r-px"
+    manifest --no-atime "$T/r-px$T/src" >"$T/m.r-px"
+    expect_same "$T/m.src" "$T/m.r-px" "restore through the faulty proxy equals the source"
+    expect_exit 0 cr -r "$PX_REPO" check --read-data
+    expect_true "the proxy did inject faults" grep -q "fault" "$T/proxy.log"
+    expect_exit 0 rs -r "rest:$BASE/proxied-repo" check --read-data
+    unset CRESTIC_HTTP_RETRY_MAX_SECONDS
+fi
+
+# ---------------------------------------------------------------------------
+section "server gone"
+stop_server
+t0=$(date +%s)
+CRESTIC_HTTP_RETRY_MAX_SECONDS=3 run cr -r "$CR_REPO" snapshots
+t1=$(date +%s)
+if [ "$RC" -ne 0 ] && [ $((t1 - t0)) -le 10 ]; then pass "server stopped: non-zero exit ($RC) within the 3 s retry cap"
+else fail "server stopped: non-zero exit within the 3 s retry cap" "rc=$RC, $((t1 - t0)) s"; cat "$ERR"; fi
+expect_grep "$ERR" "giving up after" "server stopped: the error says retries ran out"
+expect_grep "$ERR" "retrying in" "server stopped: retries were made"
+expect_true "server stopped: the password is not shown" bash -c "! grep -q '$REST_PASS' '$ERR'"
+
+finish
