@@ -54,6 +54,7 @@
 #define RANGE_GAP_MAX (1 * MiB)     /* read across gaps up to this size    */
 #define RANGE_MAX (4 * MiB)         /* one read, unless a blob is larger   */
 #define BATCH_PLAIN_MAX (4 * MiB)   /* decoded bytes held before writing   */
+#define BIG_BLOB (256 * 1024)       /* written alone, from one buffer      */
 #define BLOB_MAX (128u * MiB)       /* larger index entries are refused    */
 #define DEPTH_MAX 2048              /* directory nesting we follow         */
 #define PREALLOC_MIN (1 * MiB)      /* fallocate files at least this big   */
@@ -1094,7 +1095,7 @@ typedef struct {
 
 typedef struct {
     rs *r;
-    cr_buf raw, single;
+    cr_buf raw, single, big;
     cr_buf *plains;
     size_t nplains, plains_cap, plain_bytes;
     rs_write *writes;
@@ -1354,13 +1355,18 @@ static int run_unit(worker *w, const rs_unit *u)
         while (j < end && r->needs[j].offset == r->needs[i].offset &&
                cr_id_eq(&r->blobs[r->needs[j].blob].id, &r->blobs[r->needs[i].blob].id))
             j++;
+        /* Small blobs are gathered (adjacent ones of a file go out in one
+         * pwritev); a big one is written on its own from one reused buffer,
+         * so memory stays at one range, one batch and one big blob. */
+        bool big = r->blobs[r->needs[i].blob].plain_len >= BIG_BLOB;
+        if (big) flush(w);
         CR_TRY(GROW(w->plains, w->plains_cap, w->nplains + 1));
-        cr_buf *plain = &w->plains[w->nplains];
+        cr_buf *plain = big ? &w->big : &w->plains[w->nplains];
         char why[512];
         int e = decode_blob(w, u, &r->needs[i], range_ok, plain, why, sizeof why);
         if (e == -ENOMEM) return e;
         bool zero = e == 0 && r->o->sparse && all_zero(plain->data, plain->len);
-        if (e == 0 && !zero) w->nplains++, w->plain_bytes += plain->len;
+        if (e == 0 && !zero && !big) w->nplains++, w->plain_bytes += plain->len;
         for (size_t k = i; k < j; k++) {
             const rs_need *nd = &r->needs[k];
             rs_file *f = &r->files[nd->file];
@@ -1371,7 +1377,7 @@ static int run_unit(worker *w, const rs_unit *u)
             CR_TRY(push_write(w, nd->file, nd->file_off, e == 0 && !zero ? plain->data : NULL,
                               e == 0 ? plain->len : r->blobs[nd->blob].plain_len));
         }
-        if (w->plain_bytes >= BATCH_PLAIN_MAX) flush(w);
+        if (big || w->plain_bytes >= BATCH_PLAIN_MAX) flush(w);
         i = j;
     }
     flush(w);
@@ -1383,6 +1389,7 @@ static void worker_free(worker *w)
     dcache_clear(w);
     cr_buf_free(&w->raw);
     cr_buf_free(&w->single);
+    cr_buf_free(&w->big);
     for (size_t i = 0; i < w->plains_cap; i++) cr_buf_free(&w->plains[i]);
     free(w->plains);
     free(w->writes);
