@@ -137,7 +137,9 @@ if [ -f "$TOOLS/faultproxy.py" ]; then
     manifest --no-atime "$T/r-px$T/src" >"$T/m.r-px"
     expect_same "$T/m.src" "$T/m.r-px" "restore through the faulty proxy equals the source"
     expect_exit 0 cr -r "$PX_REPO" check --read-data
-    expect_true "the proxy did inject faults" grep -q "fault" "$T/proxy.log"
+    for kind in 500 503 drop truncate; do
+        expect_true "the proxy injected '$kind' faults" grep -q "^fault $kind " "$T/proxy.log"
+    done
     expect_exit 0 rs -r "rest:$BASE/proxied-repo" check --read-data
     unset CRESTIC_HTTP_RETRY_MAX_SECONDS
 fi
