@@ -214,6 +214,12 @@ static int take_range(const cr_http_req *req, cr_http_resp *resp, cr_buf *out)
                         (unsigned long long)req->range_off, avail);
     if (resp->status == 206 && avail != want)
         return cr_error(-EIO, "GET %s: server sent %zu bytes for a %zu byte range", req->url, avail, want);
+    if (skip == 0 && want == resp->body.len) { /* the common case: hand the memory over */
+        cr_buf tmp = *out;
+        *out = resp->body;
+        resp->body = tmp;
+        return 0;
+    }
     cr_buf_reset(out);
     return cr_buf_append(out, resp->body.data + skip, want);
 }

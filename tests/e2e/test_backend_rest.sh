@@ -126,7 +126,7 @@ expect_grep "$ERR" "401" "no credentials at all: 401"
 if [ -f "$TOOLS/faultproxy.py" ]; then
     section "transient faults through tests/tools/faultproxy.py"
     PPORT=$(free_port)
-    "$PY" "$TOOLS/faultproxy.py" --listen "$PPORT" --target "$PORT" --every 4 >"$T/proxy.log" 2>&1 &
+    "$PY" "$TOOLS/faultproxy.py" --listen "$PPORT" --target "$PORT" --every 6 >"$T/proxy.log" 2>&1 &
     bg_register $!
     wait_http "$PPORT" || fail "faultproxy did not start"
     PX_REPO=rest:http://$REST_USER:$REST_PASS@127.0.0.1:$PPORT/proxied-repo
@@ -142,7 +142,37 @@ if [ -f "$TOOLS/faultproxy.py" ]; then
     done
     expect_exit 0 rs -r "rest:$BASE/proxied-repo" check --read-data
     unset CRESTIC_HTTP_RETRY_MAX_SECONDS
+
+    section "stalled requests are aborted and retried"
+    SPORT=$(free_port)
+    "$PY" "$TOOLS/faultproxy.py" --listen "$SPORT" --target "$PORT" --every 6 --kinds stall >"$T/stall.log" 2>&1 &
+    bg_register $!
+    wait_http "$SPORT" || fail "faultproxy (stall) did not start"
+    t0=$(date +%s)
+    CRESTIC_HTTP_STALL_SECONDS=1 run cr -r "rest:http://$REST_USER:$REST_PASS@127.0.0.1:$SPORT/crestic-repo/" snapshots
+    t1=$(date +%s)
+    if [ "$RC" -eq 0 ] && [ $((t1 - t0)) -le 20 ]; then pass "stalled requests: snapshots still succeeds ($((t1 - t0)) s)"
+    else fail "stalled requests: snapshots still succeeds" "rc=$RC, $((t1 - t0)) s"; cat "$ERR"; fi
+    expect_true "the proxy did stall requests" grep -q "^fault stall " "$T/stall.log"
+    expect_grep "$ERR" "retrying in" "stalled requests: retried"
 fi
+
+# ---------------------------------------------------------------------------
+section "TLS: verification is on by default"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$T/tls.key" -out "$T/tls.crt" >/dev/null 2>&1
+TPORT=$(free_port)
+rclone serve restic --addr "127.0.0.1:$TPORT" --user "$REST_USER" --pass "$REST_PASS" --cert "$T/tls.crt" --key "$T/tls.key" \
+    --config /dev/null "$T/rest-data" >"$T/rclone-tls.log" 2>&1 &
+bg_register $!
+for i in $(seq 50); do curl -s -o /dev/null --cacert "$T/tls.crt" "https://127.0.0.1:$TPORT/" && break; sleep 0.1; done
+t0=$(date +%s)
+run cr -r "rest:https://$REST_USER:$REST_PASS@127.0.0.1:$TPORT/crestic-repo/" snapshots
+t1=$(date +%s)
+if [ "$RC" -ne 0 ] && [ $((t1 - t0)) -le 5 ]; then pass "self-signed certificate: refused at once"
+else fail "self-signed certificate: refused at once" "rc=$RC, $((t1 - t0)) s"; cat "$ERR"; fi
+expect_grep "$ERR" "certificate" "self-signed certificate: the error says so"
+expect_exit 0 rs --cacert "$T/tls.crt" -r "rest:https://$REST_USER:$REST_PASS@127.0.0.1:$TPORT/crestic-repo/" snapshots
 
 # ---------------------------------------------------------------------------
 section "server gone"

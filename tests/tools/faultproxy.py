@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A fault-injecting HTTP/1.1 reverse proxy for the backend tests (loopback only).
 
-    faultproxy.py --listen PORT --target PORT [--every N]
+    faultproxy.py --listen PORT --target PORT [--every N] [--kinds K,K...]
 
 Forwards every request to 127.0.0.1:TARGET unchanged (Authorization included)
 and passes the answer back, except that every Nth request (default 4) gets a
@@ -12,6 +12,8 @@ fault instead, cycling through these kinds:
     drop      close the connection without any answer
     truncate  GET only: forward, then send the headers and half of the body
               and close (a dropped transfer); other methods get "drop"
+    stall     (only when chosen with --kinds) read the request and never
+              answer: the client's stall timeout must abort and retry
 
 Faults are injected before the request reaches the server (except truncate,
 which only reads), so a retried save never meets its own earlier copy.  Each
@@ -23,6 +25,7 @@ import http.client
 import http.server
 import sys
 import threading
+import time
 
 KINDS = ("500", "503", "drop", "truncate")
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
@@ -30,8 +33,9 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", 
 
 
 class State:
-    def __init__(self, target, every):
+    def __init__(self, target, every, kinds):
         self.target = target
+        self.kinds = kinds
         self.every = every
         self.count = 0
         self.faults = 0
@@ -43,7 +47,7 @@ class State:
             self.count += 1
             if self.every <= 0 or self.count % self.every:
                 return None
-            kind = KINDS[self.faults % len(KINDS)]
+            kind = self.kinds[self.faults % len(self.kinds)]
             self.faults += 1
             return kind
 
@@ -90,6 +94,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             msg = b"injected fault\n"
             reason = "Internal Server Error" if kind == "500" else "Service Unavailable"
             self._answer(int(kind), reason, [("Content-Type", "text/plain")], msg)
+        if kind == "stall":
+            time.sleep(3600)
         # "drop": nothing is sent; the connection closes after this handler
 
     def _handle(self):
@@ -119,8 +125,9 @@ def main():
     ap.add_argument("--listen", type=int, required=True)
     ap.add_argument("--target", type=int, required=True)
     ap.add_argument("--every", type=int, default=4)
+    ap.add_argument("--kinds", default=",".join(KINDS))
     a = ap.parse_args()
-    Handler.state = State(a.target, a.every)
+    Handler.state = State(a.target, a.every, a.kinds.split(","))
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", a.listen), Handler)
     srv.daemon_threads = True
     srv.serve_forever()
