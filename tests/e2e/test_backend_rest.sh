@@ -157,6 +157,21 @@ if [ -f "$TOOLS/faultproxy.py" ]; then
     expect_grep "$ERR" "retrying in" "stalled requests: retried"
 fi
 
+if [ -f "$TOOLS/faultproxy.py" ]; then
+    section "REST v1 server (names only; sizes by HEAD)"
+    VPORT=$(free_port)
+    "$PY" "$TOOLS/faultproxy.py" --listen "$VPORT" --target "$PORT" --every 0 --rest-v1 >"$T/v1.log" 2>&1 &
+    bg_register $!
+    wait_http "$VPORT" || fail "faultproxy (v1) did not start"
+    V1_REPO=rest:http://$REST_USER:$REST_PASS@127.0.0.1:$VPORT/crestic-repo/
+    expect_true "the v1 proxy answers lists as v1" bash -c \
+        "curl -s -u '$REST_USER:$REST_PASS' -H 'Accept: application/vnd.x.restic.rest.v2' http://127.0.0.1:$VPORT/crestic-repo/keys/ | grep -q '^\[\"[0-9a-f]*\"'"
+    expect_exit 0 cr -r "$V1_REPO" snapshots --json
+    expect_true "v1: one snapshot listed" \
+        "$PY" -c 'import json,sys; sys.exit(len(json.load(open(sys.argv[1])))!=1)' "$OUT"
+    expect_exit 0 cr -r "$V1_REPO" check --read-data
+fi
+
 # ---------------------------------------------------------------------------
 section "TLS: verification is on by default"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \

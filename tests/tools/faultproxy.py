@@ -15,6 +15,11 @@ fault instead, cycling through these kinds:
     stall     (only when chosen with --kinds) read the request and never
               answer: the client's stall timeout must abort and retry
 
+With --rest-v1 the proxy also plays an old REST server: list answers in the
+v2 format ([{"name","size"}], Content-Type application/vnd.x.restic.rest.v2)
+are rewritten to v1 (["name",...], Content-Type application/json), so a
+client must fall back to HEAD for the sizes.  --every 0 injects no faults.
+
 Faults are injected before the request reaches the server (except truncate,
 which only reads), so a retried save never meets its own earlier copy.  Each
 fault is logged as one "fault KIND METHOD PATH" line on stderr.  Standard
@@ -23,6 +28,7 @@ library only.
 import argparse
 import http.client
 import http.server
+import json
 import sys
 import threading
 import time
@@ -52,9 +58,22 @@ class State:
             return kind
 
 
+V2 = "application/vnd.x.restic.rest.v2"
+
+
+def as_rest_v1(headers, data):
+    """A v2 list answer rewritten as v1; anything else unchanged."""
+    if not any(k.lower() == "content-type" and v.startswith(V2) for k, v in headers):
+        return headers, data
+    names = [e["name"] for e in json.loads(data)]
+    headers = [(k, "application/json" if k.lower() == "content-type" else v) for k, v in headers]
+    return headers, json.dumps(names).encode()
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     state = None  # set in main
+    rest_v1 = False
 
     def log_message(self, fmt, *args):  # quiet: only faults are logged
         pass
@@ -115,7 +134,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             sys.stderr.flush()
             self.close_connection = True
             return self._answer(resp.status, resp.reason, resp.getheaders(), data, cut=len(data) // 2)
-        self._answer(resp.status, resp.reason, resp.getheaders(), data)
+        headers = resp.getheaders()
+        if self.rest_v1:
+            headers, data = as_rest_v1(headers, data)
+        self._answer(resp.status, resp.reason, headers, data)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _handle
 
@@ -126,7 +148,9 @@ def main():
     ap.add_argument("--target", type=int, required=True)
     ap.add_argument("--every", type=int, default=4)
     ap.add_argument("--kinds", default=",".join(KINDS))
+    ap.add_argument("--rest-v1", action="store_true")
     a = ap.parse_args()
+    Handler.rest_v1 = a.rest_v1
     Handler.state = State(a.target, a.every, a.kinds.split(","))
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", a.listen), Handler)
     srv.daemon_threads = True
