@@ -22,6 +22,7 @@ typedef struct {
     const char *target, *overwrite;
     cr_strv includes, iincludes, excludes, iexcludes;
     cr_strv include_files, iinclude_files, exclude_files, iexclude_files;
+    cr_strv xattr_includes, xattr_excludes;
     bool dry_run, verify, delete_extra, sparse;
     cr_filter_flags filter;
 } restore_opts;
@@ -383,6 +384,9 @@ static int validate(cr_global *g, restore_opts *o, int npos, char **argv)
     CR_TRY(check_patterns(&o->iexcludes, true, "--iexclude"));
     CR_TRY(check_patterns(&o->includes, false, "--include"));
     CR_TRY(check_patterns(&o->iincludes, true, "--iinclude"));
+    if (o->xattr_includes.n && o->xattr_excludes.n) return cr_error(CR_E_USAGE, "exclude and include xattr patterns are mutually exclusive");
+    CR_TRY(check_patterns(&o->xattr_excludes, false, "--exclude-xattr"));
+    CR_TRY(check_patterns(&o->xattr_includes, false, "--include-xattr"));
     (void)g;
     return 0;
 }
@@ -422,6 +426,8 @@ static int do_restore(cr_global *g, restore_opts *o, const char *ref, cr_overwri
         .iincludes = o->iincludes.v, .niincludes = o->iincludes.n,
         .excludes = o->excludes.v, .nexcludes = o->excludes.n,
         .iexcludes = o->iexcludes.v, .niexcludes = o->iexcludes.n,
+        .xattr_includes = o->xattr_includes.v, .nxattr_includes = o->xattr_includes.n,
+        .xattr_excludes = o->xattr_excludes.v, .nxattr_excludes = o->xattr_excludes.n,
         .dry_run = o->dry_run, .verify = o->verify, .delete_extra = o->delete_extra, .sparse = o->sparse,
         .overwrite = ow,
         .progress = on_progress, .on_error = on_error, .on_item = on_item, .on_phase = on_phase,
@@ -455,6 +461,8 @@ static int run(cr_global *g, int argc, char **argv)
         {"iinclude", 0, CR_FLAG_STRINGS, &o.iincludes, "same as --include pattern but ignores the casing of filenames", "pattern"},
         {"include-file", 0, CR_FLAG_STRINGS, &o.include_files, "read include patterns from a file (can be specified multiple times)", "file"},
         {"iinclude-file", 0, CR_FLAG_STRINGS, &o.iinclude_files, "same as --include-file but ignores casing of filenames in patterns", "file"},
+        {"exclude-xattr", 0, CR_FLAG_STRINGS, &o.xattr_excludes, "exclude xattr by pattern (can be specified multiple times)", "pattern"},
+        {"include-xattr", 0, CR_FLAG_STRINGS, &o.xattr_includes, "include xattr by pattern (can be specified multiple times)", "pattern"},
         CR_FILTER_FLAGS(o.filter),
         {"dry-run", 0, CR_FLAG_BOOL, &o.dry_run, "do not write any data, just show what would be done", NULL},
         {"sparse", 0, CR_FLAG_BOOL, &o.sparse, "restore files as sparse", NULL},
@@ -489,6 +497,8 @@ out:
     cr_strv_free(&o.iinclude_files);
     cr_strv_free(&o.exclude_files);
     cr_strv_free(&o.iexclude_files);
+    cr_strv_free(&o.xattr_includes);
+    cr_strv_free(&o.xattr_excludes);
     cr_strv_free(&o.filter.hosts);
     cr_strv_free(&o.filter.tags);
     cr_strv_free(&o.filter.paths);

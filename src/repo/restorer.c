@@ -144,6 +144,7 @@ struct rs {
     cr_restore_stats st;
     pthread_mutex_t st_lock, cb_lock;
     cr_patterns *inc, *iinc, *exc, *iexc;
+    cr_patterns *xinc, *xexc; /* xattr names */
     bool has_inc, has_exc;
     bool delete_ok; /* cleared when a listing had names we refused */
     bool is_root;
@@ -296,10 +297,18 @@ static int compile_filters(rs *r)
     CR_TRY_CTX(cr_patterns_new(o->iincludes, o->niincludes, true, &r->iinc), "--iinclude");
     CR_TRY_CTX(cr_patterns_new(o->excludes, o->nexcludes, false, &r->exc), "--exclude");
     CR_TRY_CTX(cr_patterns_new(o->iexcludes, o->niexcludes, true, &r->iexc), "--iexclude");
+    CR_TRY_CTX(cr_patterns_new(o->xattr_includes, o->nxattr_includes, false, &r->xinc), "--include-xattr");
+    CR_TRY_CTX(cr_patterns_new(o->xattr_excludes, o->nxattr_excludes, false, &r->xexc), "--exclude-xattr");
     /* As restic: given patterns decide the mode, even if all were empty. */
     r->has_inc = o->nincludes + o->niincludes > 0;
     r->has_exc = o->nexcludes + o->niexcludes > 0;
     return 0;
+}
+
+static bool xattr_selected(const rs *r, const char *name)
+{
+    if (r->o->nxattr_includes) return cr_patterns_match(r->xinc, name);
+    return !cr_patterns_match(r->xexc, name);
 }
 
 static void select_item(const rs *r, const char *loc, bool is_dir, bool *selected, bool *descend)
@@ -456,6 +465,7 @@ static void apply_meta_fd(rs *r, int fd, const rs_meta *m, const char *loc, unsi
         report(r, loc, "lchown %s%s: %s", r->target, loc, errstr(errno, eb));
     for (uint32_t i = 0; i < m->nxattrs; i++) {
         const cr_xattr *x = &m->xattrs[i];
+        if (!xattr_selected(r, x->name)) continue;
         if (fsetxattr(fd, x->name, x->value ? (const void *)x->value : "", x->value_len, 0) < 0 && xattr_error_matters(errno))
             report(r, loc, "setxattr %s%s: %s: %s", r->target, loc, x->name, errstr(errno, eb));
     }
@@ -495,6 +505,7 @@ static void apply_meta_at(rs *r, int dfd, const char *name, const rs_meta *m, bo
         snprintf(path, sizeof path, "/proc/self/fd/%d/%s", dfd, name);
         for (uint32_t i = 0; i < m->nxattrs; i++) {
             const cr_xattr *x = &m->xattrs[i];
+            if (!xattr_selected(r, x->name)) continue;
             if (lsetxattr(path, x->name, x->value ? (const void *)x->value : "", x->value_len, 0) < 0 && xattr_error_matters(errno))
                 report(r, loc, "setxattr %s%s: %s: %s", r->target, loc, x->name, errstr(errno, eb));
         }
@@ -1871,6 +1882,8 @@ static void rs_free(rs *r)
     cr_patterns_free(r->iinc);
     cr_patterns_free(r->exc);
     cr_patterns_free(r->iexc);
+    cr_patterns_free(r->xinc);
+    cr_patterns_free(r->xexc);
     cr_arena_free(&r->arena);
     free(r->dirs);
     free(r->files);

@@ -63,6 +63,10 @@ typedef struct {
     const char *const *iincludes; size_t niincludes;  /* case-insensitive */
     const char *const *excludes;  size_t nexcludes;
     const char *const *iexcludes; size_t niexcludes;
+    /* extended attributes by name (restic >= 0.17): restore only the
+     * included ones, or all but the excluded ones */
+    const char *const *xattr_includes; size_t nxattr_includes;
+    const char *const *xattr_excludes; size_t nxattr_excludes;
     bool dry_run, verify, delete_extra, sparse;
     cr_overwrite overwrite;
     unsigned workers;                /* 0 = default */
