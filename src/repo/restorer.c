@@ -929,7 +929,8 @@ static int visit_dir1(rs *r, const cr_node *n, uint32_t dir, cr_buf *loc, unsign
     r->seq_dir[seq] = child;
     if (selected) {
         STAT_ADD(r, files_total, 1);
-        if (!r->o->dry_run && ensure_dir(r, child) < 0) {
+        int e = ensure_dir(r, child); /* a dry run only looks whether it exists */
+        if (e < 0 && !(r->o->dry_run && e == -ENOENT)) {
             r->flags[seq] |= F_SKIP;
             return 0;
         }
@@ -1193,7 +1194,9 @@ static int file_fd_locked(worker *w, rs_file *f)
         /* holes for --sparse; an existing file gets its new length */
         if (ftruncate(fd, (off_t)f->size) < 0) file_report(w, f, "truncate: %s", errstr(errno, eb));
     } else if (f->size >= PREALLOC_MIN) {
-        (void)posix_fallocate(fd, 0, (off_t)f->size); /* fewer fragments; failure is harmless */
+        /* fewer fragments; failure is harmless (not posix_fallocate: where
+         * the file system cannot, glibc would write zeros instead) */
+        (void)fallocate(fd, 0, 0, (off_t)f->size);
     }
     return f->fd = fd;
 }
