@@ -259,14 +259,14 @@ static void *status_main(void *arg)
         struct timespec ts = {(time_t)u->interval, (long)((u->interval - floor(u->interval)) * 1e9)};
         nanosleep(&ts, NULL);
         if (u->stop) break;
+        /* Ask the archiver first: its callbacks print under u->mu, so
+         * holding u->mu while asking would invert the lock order. */
         cr_archive_progress p;
+        cr_archiver_progress(u->arch, &p, &current);
+        double elapsed = now_mono() - u->start;
         pthread_mutex_lock(&u->mu);
-        if (u->arch && (u->scan_started || u->arch)) {
-            cr_archiver_progress(u->arch, &p, &current);
-            double elapsed = now_mono() - u->start;
-            if (u->json) status_json(u, &p, &current, elapsed);
-            else status_text(u, &p, &current, elapsed);
-        }
+        if (u->json) status_json(u, &p, &current, elapsed);
+        else status_text(u, &p, &current, elapsed);
         pthread_mutex_unlock(&u->mu);
     }
     cr_buf_free(&current);
@@ -994,9 +994,7 @@ static int archive_and_save(backup_run *b, const cr_time *timestamp, const cr_ti
     bool want_scan = b->u.interval > 0 || b->u.verbosity >= 2;
     if (!o->no_scan && !from_stdin && want_scan) b->scanning = pthread_create(&b->scan_thread, NULL, scan_main, b) == 0;
     if (!g->json) print_go_list(&b->u, &b->targets.v);
-    pthread_mutex_lock(&b->u.mu);
     b->u.arch = b->arch;
-    pthread_mutex_unlock(&b->u.mu);
     ui_start_status(&b->u);
     cr_id root;
     r = cr_archiver_run(b->arch, &root);
