@@ -181,8 +181,10 @@ static void set_method(CURL *c, const cr_http_req *req)
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     } else if (!strcmp(m, "GET")) {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    } else if (!req->body && strcmp(m, "POST") && strcmp(m, "PUT")) {
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m); /* DELETE: no body, no Content-Type */
     } else {
-        /* POST, PUT, DELETE: the body (possibly empty) is sent from memory. */
+        /* POST, PUT: the body (possibly empty) is sent from memory. */
         curl_easy_setopt(c, CURLOPT_POST, 1L);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? (const char *)req->body : "");
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);

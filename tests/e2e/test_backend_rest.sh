@@ -79,6 +79,8 @@ expect_exit 0 cr -r "$CR_REPO" restore latest --target "$T/r-cr"
 manifest --no-atime "$T/r-cr$T/src" >"$T/m.r-cr"
 expect_same "$T/m.src" "$T/m.r-cr" "crestic restore from rest: equals the source"
 expect_exit 0 cr -r "$CR_REPO" check --read-data
+expect_true "locks were removed again (DELETE)" \
+    bash -c "[ -d '$T/rest-data/crestic-repo/locks' ] && [ -z \"\$(ls -A '$T/rest-data/crestic-repo/locks' 2>/dev/null)\" ]"
 
 # The packs lie under data/XX/ on the server's disk, never data/XX/ in URLs.
 expect_true "server stores packs under data/XX/" \
