@@ -1880,6 +1880,8 @@ static int open_target(rs *r)
 static void rs_free(rs *r)
 {
     for (size_t i = 0; i < r->ndirs; i++) close_dir(r, (uint32_t)i);
+    for (size_t i = 0; i < r->nfiles; i++) /* left open by an interrupted restore */
+        if (r->files[i].fd >= 0) close(r->files[i].fd);
     if (r->root_fd >= 0) close(r->root_fd);
     cr_patterns_free(r->inc);
     cr_patterns_free(r->iinc);
