@@ -688,8 +688,13 @@ static int load_for_repack(cr_prune_plan *p, size_t pos, const cr_buf *pack, cr_
         char hex[CR_ID_HEX + 1];
         cr_id_to_hex(&p->idx->packs[c->pack], hex);
         if (cr_be_load(p->repo->be, CR_FILE_PACK, hex, c->offset, c->length, &raw) == 0 &&
-            cr_blob_decode(&p->repo->master, raw.data, raw.len, c->ulen, &c->id, out) == 0)
+            cr_blob_decode(&p->repo->master, raw.data, raw.len, c->ulen, &c->id, out) == 0) {
+            char bhex[CR_ID_HEX + 1];
+            cr_id_to_hex(&e->id, bhex);
+            say(p, CR_PRUNE_WARN, "%s blob %s is damaged in the pack being repacked, the copy in pack %.8s is used",
+                cr_blob_type_name((cr_blob_type)e->type), bhex, hex);
             return 0;
+        }
     }
     return r;
 }

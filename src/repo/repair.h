@@ -44,7 +44,12 @@ int cr_index_files_remove(cr_repo *r, const cr_id *ids, size_t n);
 
 /* Test hook for crash-safety tests: when $CRESTIC_TEST_ABORT_AT equals
  * `step`, the process kills itself with SIGKILL (no cleanup, lock left
- * behind), exactly as a crash at that point would.  No effect otherwise. */
+ * behind), exactly as a crash at that point would.  No effect otherwise.
+ * Steps: prune:unreferenced-removed-1, prune:repacked-1 (first pack
+ * repacked), prune:repacked (new packs and their index stored),
+ * prune:index-written, index-removed-1 (first old index file removed, prune
+ * and repair), prune:index-removed, prune:pack-removed-1,
+ * repair:index-written. */
 void cr_test_abort_point(const char *step);
 
 typedef enum {

@@ -321,6 +321,28 @@ RESTIC_PASSWORD=$GEN_PW expect_exit 0 cr -r "$C" prune --unsafe-recover-no-free-
 expect_check "$C" $GEN_PW "--unsafe-recover-no-free-space" clean
 expect_listings "$C" $GEN_PW "$T/ls-gen" "--unsafe-recover-no-free-space"
 
+section "a damaged blob in a pack to repack: prune stops, deletes nothing"
+C=$T/gen-damaged; rm -rf "$C"; cp -a "$GEN" "$C"
+RESTIC_PASSWORD=$GEN_PW run "$CRESTIC" -r "$C" prune -n -v
+# the largest pack to repack: a data pack (tree packs are small, and a damaged tree stops prune earlier)
+f=$(for id in $(grep -A1 '^Would have repacked' "$OUT" | tail -1 | tr -d '{}'); do find "$C/data" -name "$id*" -printf '%s %p\n'; done | sort -n | tail -1 | cut -d' ' -f2)
+victim=$(basename "$f" | cut -c1-8)
+chmod u+w "$f"
+"$PY" - "$f" <<'EOF'
+import sys
+# every blob damaged (a flipped byte in each 4 KiB), the header at the end intact
+data = bytearray(open(sys.argv[1], "rb").read())
+blob_area = len(data) - 4 - int.from_bytes(data[-4:], "little")
+for i in range(0, blob_area, 4096):
+    data[i] ^= 0xff
+open(sys.argv[1], "wb").write(data)
+EOF
+repo_state "$C" >"$T/state-before"
+RESTIC_PASSWORD=$GEN_PW expect_exit 1 cr -r "$C" prune
+expect_grep "$ERR" "^Fatal: repacking pack $victim: " "the damaged pack is named"
+repo_state "$C" >"$T/state-after"
+expect_true "damaged blob: no file was deleted" bash -c "! comm -23 '$T/state-before' '$T/state-after' | grep -q ."
+
 section "a lock held by someone else blocks prune"
 repo=$(fixture_copy v2)
 sample=$(ls "$FIXTURES/samples/" | grep '^lock-' | head -1)
