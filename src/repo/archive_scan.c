@@ -62,7 +62,7 @@ static void scan_dir(scanner *s, const char *path)
         n++;
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_names);
+    if (n) qsort(names, n, sizeof *names, cmp_names);
     cr_buf child = CR_BUF_INIT;
     for (size_t i = 0; i < n; i++) {
         if (!cancelled(s) && cr_path_join(&child, path, names[i], strlen(names[i])) == 0)

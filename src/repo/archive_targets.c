@@ -207,7 +207,7 @@ static int list_dir(const char *dir, char ***names, size_t *n)
         else cnt++;
     }
     closedir(d);
-    if (r == 0) qsort(v, cnt, sizeof *v, cmp_str);
+    if (r == 0 && cnt) qsort(v, cnt, sizeof *v, cmp_str);
     *names = v;
     *n = cnt;
     return r;
@@ -262,7 +262,7 @@ static int cmp_tnode(const void *a, const void *b)
 
 static void sort_tree(cr_tnode *t)
 {
-    qsort(t->kids, t->nkids, sizeof *t->kids, cmp_tnode);
+    if (t->nkids) qsort(t->kids, t->nkids, sizeof *t->kids, cmp_tnode);
     for (size_t i = 0; i < t->nkids; i++) sort_tree(&t->kids[i]);
 }
 

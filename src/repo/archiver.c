@@ -392,7 +392,7 @@ static int read_names(cr_archiver *a, arch_dir *d, const item_paths *p, char ***
     if (r == 0 && errno) r = -errno;
     closedir(dir);
     if (r < 0) return free(v), r;
-    qsort(v, cnt, sizeof *v, cmp_names);
+    if (cnt) qsort(v, cnt, sizeof *v, cmp_names);
     *names = v;
     *n = cnt;
     (void)a;
@@ -676,7 +676,7 @@ void cr_archiver_progress(cr_archiver *a, cr_archive_progress *p, cr_buf *curren
         size_t n = 0;
         for (unsigned i = 0; i < ARCH_MAX_READERS; i++)
             if (a->current[i]) v[n++] = a->current[i];
-        qsort(v, n, sizeof *v, cmp_cstr);
+        if (n) qsort(v, n, sizeof *v, cmp_cstr);
         cr_buf_reset(current);
         for (size_t i = 0; i < n; i++) cr_buf_append(current, v[i], strlen(v[i]) + 1);
     }
