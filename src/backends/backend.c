@@ -17,7 +17,6 @@ const char *cr_filetype_dir(cr_filetype t)
     return (unsigned)t < CR_FILE_NTYPES ? type_dirs[t] : "?";
 }
 
-extern const cr_backend_ops cr_backend_rest; /* rest.c */
 
 /* Known schemes; a string without one is a local path (spec §23.1). */
 static const cr_backend_ops *const backends[] = {

@@ -71,5 +71,6 @@ int cr_be_remove(cr_backend *b, cr_filetype t, const char *name);
 int cr_be_list(cr_backend *b, cr_filetype t, cr_list_cb cb, void *ud);
 
 extern const cr_backend_ops cr_backend_local;
+extern const cr_backend_ops cr_backend_rest;
 
 #endif

@@ -80,6 +80,12 @@ void cr_print_usage(FILE *f, const cr_command *cmd, const cr_flag *flags);
  * environment, open the repository, print the failure and return its exit
  * code (10, 12, 1) or 0 with *out set. */
 int cr_cli_open_repo(cr_global *g, cr_repo **out);
+/* Open (or, with create, make) the backend for a location, with the TLS
+ * options and the interrupt flag handed to the HTTP layer first. */
+int cr_cli_backend(cr_global *g, const char *location, bool create, cr_backend **out);
+/* A location fit for messages: any password in it replaced by "***". */
+void cr_cli_display_location(const char *location, cr_buf *out);
+
 /* The repository location from -r/--repository-file/the environment. */
 int cr_cli_location(cr_global *g, cr_buf *loc);
 /* The password from --password-command/--password-file/$RESTIC_PASSWORD or

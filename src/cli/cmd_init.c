@@ -85,11 +85,13 @@ static int run_init(cr_global *g, int argc, char **argv)
     if ((r = cr_cli_read_password(g, "enter password for new repository: ", true, &pw)) < 0) return cr_cli_fail(g, r);
     cr_backend *be = NULL;
     cr_repo *repo = NULL;
-    r = cr_backend_create((const char *)loc.data, &be);
+    _cleanup_buf_ cr_buf shown = CR_BUF_INIT;
+    cr_cli_display_location((const char *)loc.data, &shown);
+    r = cr_cli_backend(g, (const char *)loc.data, true, &be);
     if (r == 0) r = cr_repo_init(be, (const char *)pw.data, pw.len, version, pol, &repo);
     explicit_bzero(pw.data, pw.len);
-    if (r < 0) return cr_cli_fail(g, cr_error_ctx(r, "create repository at %s failed", (const char *)loc.data));
-    print_created(g, repo, (const char *)loc.data);
+    if (r < 0) return cr_cli_fail(g, cr_error_ctx(r, "create repository at %s failed", (const char *)shown.data));
+    print_created(g, repo, (const char *)shown.data);
     cr_repo_close(repo);
     return CR_EXIT_OK;
 }

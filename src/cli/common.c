@@ -9,6 +9,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "backends/http.h"
 #include "util/cleanup.h"
 #include "util/error.h"
 #include "util/json.h"
@@ -299,21 +300,39 @@ int cr_cli_location(cr_global *g, cr_buf *loc)
     return 0;
 }
 
+void cr_cli_display_location(const char *location, cr_buf *out)
+{
+    if (cr_http_redact_url(location, out) < 0) {
+        cr_buf_reset(out);
+        cr_buf_puts(out, "(location)");
+        cr_buf_nul(out);
+    }
+}
+
+int cr_cli_backend(cr_global *g, const char *location, bool create, cr_backend **out)
+{
+    cr_http_tls tls = {.cacert = env_or(g, g->cacert, "CACERT"), .client_cert = env_or(g, g->tls_client_cert, "TLS_CLIENT_CERT"),
+                       .insecure = g->insecure_tls};
+    CR_TRY(cr_http_set_tls(&tls));
+    cr_http_set_cancel(&cr_interrupted);
+    return create ? cr_backend_create(location, out) : cr_backend_open(location, out);
+}
+
 int cr_cli_open_repo(cr_global *g, cr_repo **out)
 {
     _cleanup_buf_ cr_buf loc = CR_BUF_INIT;
     int r = cr_cli_location(g, &loc);
     if (r < 0) return cr_cli_fail(g, r);
     cr_backend *be = NULL;
-    r = cr_backend_open((const char *)loc.data, &be);
+    r = cr_cli_backend(g, (const char *)loc.data, false, &be);
     if (r < 0) return cr_cli_fail(g, r);
     uint64_t size;
     r = cr_be_stat(be, CR_FILE_CONFIG, "config", &size);
     if (r == -ENOENT) {
-        cr_backend_close(be);
         cr_error(CR_E_NOREPO, "unable to open config file: stat %s/config: no such file or directory\n"
                               "Is there a repository at the following location?\n%s",
-                 (const char *)loc.data, (const char *)loc.data);
+                 be->location, be->location);
+        cr_backend_close(be);
         return cr_cli_fail(g, CR_E_NOREPO);
     }
     if (r < 0) {

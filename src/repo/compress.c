@@ -1,6 +1,7 @@
 /* zstd glue (spec §7, §9). */
 #include "repo/compress.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <zstd.h>
 
@@ -30,14 +31,41 @@ int cr_compression_level(cr_compression c)
     }
 }
 
-/* Thread-local contexts: decompression runs once per blob on hot paths. */
-static _Thread_local ZSTD_DCtx *tl_dctx;
+/* One context per thread, made on first use and freed when the thread ends:
+ * (de)compression runs once per blob on hot paths. */
+static pthread_key_t dctx_key, cctx_key;
+static pthread_once_t keys_once = PTHREAD_ONCE_INIT;
+
+static void free_dctx(void *p) { ZSTD_freeDCtx(p); }
+static void free_cctx(void *p) { ZSTD_freeCCtx(p); }
+
+static void make_keys(void)
+{
+    pthread_key_create(&dctx_key, free_dctx);
+    pthread_key_create(&cctx_key, free_cctx);
+}
 
 static ZSTD_DCtx *dctx(void)
 {
-    if (!tl_dctx) tl_dctx = ZSTD_createDCtx();
-    else ZSTD_DCtx_reset(tl_dctx, ZSTD_reset_session_only);
-    return tl_dctx;
+    pthread_once(&keys_once, make_keys);
+    ZSTD_DCtx *d = pthread_getspecific(dctx_key);
+    if (d) ZSTD_DCtx_reset(d, ZSTD_reset_session_only);
+    else if ((d = ZSTD_createDCtx()) && pthread_setspecific(dctx_key, d) != 0) {
+        ZSTD_freeDCtx(d);
+        d = NULL;
+    }
+    return d;
+}
+
+static ZSTD_CCtx *cctx(void)
+{
+    pthread_once(&keys_once, make_keys);
+    ZSTD_CCtx *c = pthread_getspecific(cctx_key);
+    if (!c && (c = ZSTD_createCCtx()) && pthread_setspecific(cctx_key, c) != 0) {
+        ZSTD_freeCCtx(c);
+        c = NULL;
+    }
+    return c;
 }
 
 int cr_zstd_decompress_stream(const uint8_t *in, size_t n, size_t max_out, cr_buf *out)
@@ -96,20 +124,19 @@ int cr_zstd_decompress_exact(const uint8_t *in, size_t n, uint8_t *dst, size_t e
     return 0;
 }
 
-static _Thread_local ZSTD_CCtx *tl_cctx;
-
 int cr_zstd_compress(const uint8_t *in, size_t n, int level, cr_buf *out)
 {
-    if (!tl_cctx && !(tl_cctx = ZSTD_createCCtx())) return cr_error(-ENOMEM, "zstd: cannot create context");
-    ZSTD_CCtx_reset(tl_cctx, ZSTD_reset_session_and_parameters);
-    ZSTD_CCtx_setParameter(tl_cctx, ZSTD_c_compressionLevel, level);
+    ZSTD_CCtx *c = cctx();
+    if (!c) return cr_error(-ENOMEM, "zstd: cannot create context");
+    ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+    ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
     /* Keep windows small for constrained readers (spec §9): at most 8 MiB. */
-    ZSTD_CCtx_setParameter(tl_cctx, ZSTD_c_windowLog, 23);
-    ZSTD_CCtx_setParameter(tl_cctx, ZSTD_c_checksumFlag, 0);
+    ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, 23);
+    ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
     size_t bound = ZSTD_compressBound(n);
     cr_buf_reset(out);
     CR_TRY(cr_buf_resize(out, bound));
-    size_t r = ZSTD_compress2(tl_cctx, out->data, bound, in, n);
+    size_t r = ZSTD_compress2(c, out->data, bound, in, n);
     if (ZSTD_isError(r)) return cr_error(-EIO, "zstd: %s", ZSTD_getErrorName(r));
     out->len = r;
     return 0;

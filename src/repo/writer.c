@@ -18,6 +18,7 @@ typedef struct packer {
     cr_buf data;
     cr_pack_blob *blobs;
     size_t n, cap;
+    cr_buf zbuf;         /* compression output, before sealing into data */
     struct packer *next; /* free list */
 } packer;
 
@@ -296,8 +297,6 @@ static bool wants_compression(const cr_writer *w, cr_blob_type t, size_t n)
     return t == CR_BLOB_TREE || w->opts.compression != CR_COMPRESS_OFF;
 }
 
-static _Thread_local cr_buf tl_zbuf;
-
 /* Compress (when due) and seal one blob into the packer. */
 static int append_blob(cr_writer *w, packer *p, cr_blob_type t, const void *data, size_t n, const cr_id *id)
 {
@@ -306,9 +305,9 @@ static int append_blob(cr_writer *w, packer *p, cr_blob_type t, const void *data
     uint32_t ulen = 0;
     if (wants_compression(w, t, n)) {
         int level = t == CR_BLOB_TREE && w->opts.compression == CR_COMPRESS_OFF ? 3 : cr_compression_level(w->opts.compression);
-        CR_TRY(cr_zstd_compress(data, n, level, &tl_zbuf));
-        src = tl_zbuf.data;
-        slen = tl_zbuf.len;
+        CR_TRY(cr_zstd_compress(data, n, level, &p->zbuf));
+        src = p->zbuf.data;
+        slen = p->zbuf.len;
         ulen = (uint32_t)n;
     }
     if (!p->data.cap) CR_TRY(cr_buf_reserve(&p->data, w->opts.pack_size + slen + 4096));
@@ -414,6 +413,7 @@ void cr_writer_free(cr_writer *w)
     if (!w) return;
     for (size_t i = 0; i < w->neveryone; i++) {
         cr_buf_free(&w->everyone[i]->data);
+        cr_buf_free(&w->everyone[i]->zbuf);
         free(w->everyone[i]->blobs);
         free(w->everyone[i]);
     }
