@@ -138,7 +138,7 @@ static int dumper_write(dumper *d, const void *p, size_t n)
     switch (d->kind) {
     case OUT_TAR: return cr_tar_write(&d->tar, p, n);
     case OUT_ZIP: return cr_zip_write(d->zip, p, n);
-    default: return n && fwrite(p, 1, n, d->out) != n ? cr_error(-EIO, "write error") : 0;
+    default: return cr_write_all(d->out, p, n);
     }
 }
 

@@ -22,12 +22,18 @@ static const struct {
     {"keys", CR_FILE_KEY},   {"locks", CR_FILE_LOCK},
 };
 
-static int print_line(cr_buf *b)
+/* Lines are collected and written in large pieces. */
+static int write_out(cr_buf *b)
 {
-    CR_TRY(cr_buf_putc(b, '\n'));
     int e = cr_write_stdout(b->data, b->len);
     cr_buf_reset(b);
     return e;
+}
+
+static int print_line(cr_buf *b)
+{
+    CR_TRY(cr_buf_putc(b, '\n'));
+    return b->len >= 65536 ? write_out(b) : 0;
 }
 
 static int list_files(cr_repo *r, cr_filetype t)
@@ -44,7 +50,8 @@ static int list_files(cr_repo *r, cr_filetype t)
         if (e >= 0) e = print_line(&b);
     }
     free(ids);
-    return e;
+    int w = write_out(&b);
+    return e < 0 ? e : w;
 }
 
 /* Every entry of one index file, in its own order. */
@@ -76,7 +83,8 @@ static int list_blobs(cr_repo *r)
     int e = 0;
     for (size_t i = 0; i < n && e >= 0; i++) e = list_index_blobs(r, &ids[i], &b);
     free(ids);
-    return e;
+    int w = write_out(&b);
+    return e < 0 ? e : w;
 }
 
 /* ---- list packs SNAPSHOT ---------------------------------------------------- */
@@ -135,7 +143,7 @@ static int list_snapshot_packs(cr_repo *r, const char *ref)
         CR_TRY(cr_buf_puts(&b, hex));
         CR_TRY(print_line(&b));
     }
-    return 0;
+    return write_out(&b);
 }
 
 /* ---- command ----------------------------------------------------------------- */

@@ -46,11 +46,18 @@ struct ls_printer {
     size_t ncollected, collected_cap;
 };
 
-static int flush_out(ls_printer *p)
+/* Output is collected and written in large pieces (one write per line
+ * would cost a system call per file). */
+static int write_out(ls_printer *p)
 {
     int e = cr_write_stdout(p->out.data, p->out.len);
     cr_buf_reset(&p->out);
     return e;
+}
+
+static int flush_out(ls_printer *p)
+{
+    return p->out.len >= 65536 ? write_out(p) : 0;
 }
 
 /* restic 0.19 shows, sorts and exports the stored size as it is (only files
@@ -447,6 +454,8 @@ static int list_snapshot(cr_global *g, cr_repo *r, const ls_opts *o, const char 
     int e = out.snapshot(&out, &sn);
     if (e >= 0) e = cr_walk_tree(r, &tree, "/", visit_node, leave_dir, &w, sorting ? &kept : NULL);
     if (e >= 0) e = sorting ? sorted_close(&sorter, &out) : out.close(&out);
+    int written = write_out(&out); /* also what came before an error */
+    if (e >= 0) e = written;
     if (sorting) {
         for (size_t i = 0; i < sorter.ncollected; i++) free(sorter.collected[i].path);
         free(sorter.collected);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "repo/index.h"
 #include "util/cleanup.h"
@@ -318,10 +319,28 @@ int cr_snapshot_json_with_id(cr_buf *out, const cr_snapshot *sn, const char *ext
                          extra ? "," : "", extra ? extra : "");
 }
 
+int cr_write_all(FILE *f, const void *p, size_t n)
+{
+    /* Our own write loop rather than stdio's: stdio retries a write that a
+     * signal cut short, so a reader that stalls would keep us from ever
+     * noticing SIGINT. */
+    if (fflush(f) != 0) return cr_error_sys(-errno, "write error");
+    const uint8_t *s = p;
+    int fd = fileno(f);
+    while (n > 0) {
+        if (cr_interrupted) return cr_error(CR_E_INTERRUPTED, "interrupted");
+        ssize_t k = write(fd, s, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return cr_error_sys(-errno, "write error");
+        s += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
 int cr_write_stdout(const void *p, size_t n)
 {
-    if (n && fwrite(p, 1, n, stdout) != n) return cr_error(-EIO, "write to stdout failed");
-    return 0;
+    return cr_write_all(stdout, p, n);
 }
 
 /* ---- formatting --------------------------------------------------------- */

@@ -42,8 +42,11 @@ int cr_json_indent(cr_buf *out, const char *json, size_t n, const char *indent);
  * and "short_id" (and extra, when not NULL, as further raw members such as
  * "\"message_type\":\"snapshot\""). */
 int cr_snapshot_json_with_id(cr_buf *out, const cr_snapshot *sn, const char *extra);
-/* Write a buffer to stdout; -EIO with a message when that fails. */
+/* Write all of a buffer to stdout / a stream (after flushing what stdio
+ * holds); CR_E_INTERRUPTED as soon as SIGINT/SIGTERM arrived, -errno with a
+ * message on failure. */
 int cr_write_stdout(const void *p, size_t n);
+int cr_write_all(FILE *f, const void *p, size_t n);
 
 /* ---- formatting ---- */
 /* Go os.FileMode.String(): "drwxr-xr-x", "dgrwxr-xr-x", "Lrwxrwxrwx", ... */

@@ -1,6 +1,8 @@
 /* Archive writers for `dump`; see tar.h for the formats. */
 #include "cli/tar.h"
 
+#include "cli/output.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,8 +38,7 @@ enum {
 
 static int write_all(FILE *f, const void *p, size_t n)
 {
-    if (n && fwrite(p, 1, n, f) != n) return cr_error(-EIO, "write error");
-    return 0;
+    return cr_write_all(f, p, n);
 }
 
 static int write_zeros(FILE *f, uint64_t n)
