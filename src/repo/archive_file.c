@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/cleanup.h"
+#include "crypto/crypto.h"
 #include "util/error.h"
 
 #define READ_MAX (2u << 20)
@@ -137,14 +139,35 @@ static void seal_slot_give(cr_archiver *a)
     pthread_mutex_unlock(&a->seal_mu);
 }
 
+/* Hash here, outside any lock; only new blobs queue for the writer, whose
+ * pack buffers are one per thread inside it: data chunks take a sealing
+ * slot, small files additionally go one at a time (cheap to seal, and a
+ * second pack buffer would buy nothing), trees one at a time. */
+int arch_save_blob(cr_archiver *a, cr_blob_type t, const void *data, size_t n, bool small, cr_id *id, bool *added)
+{
+    *added = false;
+    cr_sha256(data, n, id->b);
+    if (cr_writer_has_blob(a->w, t, id)) return 0;
+    if (t == CR_BLOB_TREE) pthread_mutex_lock(&a->tree_seal_mu);
+    else {
+        if (small) pthread_mutex_lock(&a->small_seal_mu);
+        seal_slot_take(a);
+    }
+    int r = cr_writer_save_blob(a->w, t, data, n, id, id, added);
+    if (t == CR_BLOB_TREE) pthread_mutex_unlock(&a->tree_seal_mu);
+    else {
+        seal_slot_give(a);
+        if (small) pthread_mutex_unlock(&a->small_seal_mu);
+    }
+    return r;
+}
+
 /* Seal one chunk in this thread and record it. */
 static int seal_chunk(cr_archiver *a, arch_file *f, size_t idx, const uint8_t *data, size_t len)
 {
     cr_id id;
     bool added = false;
-    seal_slot_take(a);
-    int r = cr_writer_save_blob(a->w, CR_BLOB_DATA, data, len, NULL, &id, &added);
-    seal_slot_give(a);
+    int r = arch_save_blob(a, CR_BLOB_DATA, data, len, false, &id, &added);
     if (r < 0) {
         arch_set_fatal(a, r);
         file_fail(f);
@@ -334,6 +357,94 @@ static void process_file(reader *rd, arch_file *f)
     set_current(a, rd->idx, NULL);
 }
 
+/* ---- small files, read where they are found ------------------------------------- */
+
+static _Thread_local uint8_t *tl_small;
+
+void arch_small_file_cleanup(void)
+{
+    free(tl_small);
+    tl_small = NULL;
+}
+
+/* Read the whole file into buf (room for max bytes); *n the size.  Returns
+ * 1 at end of file, 0 when there is more than max, or -errno. */
+static int read_whole(int fd, uint8_t *buf, size_t max, size_t *n)
+{
+    *n = 0;
+    for (;;) {
+        ssize_t got = read(fd, buf + *n, max - *n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return -errno;
+        if (got == 0) return 1;
+        *n += (size_t)got;
+        if (*n == max) {
+            uint8_t probe;
+            while ((got = read(fd, &probe, 1)) < 0 && errno == EINTR) {}
+            return got == 0 ? 1 : got < 0 ? -errno : 0;
+        }
+    }
+}
+
+bool arch_small_file(cr_archiver *a, arch_dir *d, size_t idx, const char *path, const char *abspath,
+                     const char *snpath, const cr_node *prev)
+{
+    if (!tl_small && !(tl_small = malloc(CR_CHUNK_MIN))) return false;
+    double start = arch_now();
+    char eb[128];
+    _cleanup_close_ int fd = open_file(path);
+    if (fd < 0) {
+        if (errno != ENOENT) arch_report(a, abspath, "open %s: %s", path, errstr(errno, eb, sizeof eb));
+        return true;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        arch_report(a, abspath, "stat %s: %s", path, errstr(errno, eb, sizeof eb));
+        return true;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        arch_report(a, abspath, "file \"%s\" changed type, refusing to archive", path);
+        return true;
+    }
+    size_t n;
+    int r = read_whole(fd, tl_small, CR_CHUNK_MIN, &n);
+    if (r == 0) return false; /* grew past one chunk: the readers chunk it */
+    if (r < 0) {
+        arch_report(a, path, "failed to save %s: read %s: %s", path, path, errstr(-r, eb, sizeof eb));
+        return true;
+    }
+    arch_slot *s = &d->slots[idx];
+    cr_item_stats st_item = {0};
+    cr_id *content = NULL;
+    if (n) {
+        cr_id id;
+        bool added = false;
+        if (!(content = malloc(sizeof *content))) {
+            arch_set_fatal(a, cr_error(-ENOMEM, "out of memory"));
+            return true;
+        }
+        r = arch_save_blob(a, CR_BLOB_DATA, tl_small, n, true, &id, &added);
+        if (r < 0) {
+            free(content);
+            arch_set_fatal(a, r);
+            return true;
+        }
+        content[0] = id;
+        if (added) st_item.data_blobs = 1, st_item.data_size = n;
+    }
+    cr_arch_node_apply_stat(&s->node, &st, a->o.with_atime);
+    s->node.content = content;
+    s->node.ncontent = n ? 1 : 0;
+    s->node.content_null = false;
+    s->node.size = n;
+    s->owns_content = true;
+    s->ok = true;
+    atomic_fetch_add(&a->bytes_done, n);
+    atomic_fetch_add(&a->files_done, 1);
+    arch_item_done(a, snpath, false, prev, &s->node, &st_item, start);
+    return true;
+}
+
 static arch_file *file_pop(cr_archiver *a)
 {
     pthread_mutex_lock(&a->fq_mu);
@@ -388,6 +499,8 @@ int arch_pipeline_start(cr_archiver *a)
     pthread_mutex_init(&a->slab_mu, NULL);
     pthread_cond_init(&a->slab_free_cv, NULL);
     pthread_mutex_init(&a->seal_mu, NULL);
+    pthread_mutex_init(&a->small_seal_mu, NULL);
+    pthread_mutex_init(&a->tree_seal_mu, NULL);
     pthread_cond_init(&a->seal_cv, NULL);
     a->seal_free = a->nsavers ? a->nsavers : 1;
     /* Every reader holds one slab; one more lets a reader move on while the
@@ -451,5 +564,7 @@ void arch_pipeline_free(cr_archiver *a)
     pthread_mutex_destroy(&a->slab_mu);
     pthread_cond_destroy(&a->slab_free_cv);
     pthread_mutex_destroy(&a->seal_mu);
+    pthread_mutex_destroy(&a->small_seal_mu);
+    pthread_mutex_destroy(&a->tree_seal_mu);
     pthread_cond_destroy(&a->seal_cv);
 }

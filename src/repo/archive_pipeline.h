@@ -15,6 +15,7 @@
 
 #define ARCH_MAX_READERS 16
 #define ARCH_MAX_SAVERS 16
+#define ARCH_MAX_WALKERS 8
 
 /* One entry of a directory being built; `ok` once the node is final. */
 typedef struct {
@@ -77,7 +78,7 @@ struct cr_archiver {
     cr_repo *repo;
     cr_writer *w;
     cr_archive_opts o;
-    unsigned nreaders, nsavers;
+    unsigned nreaders, nsavers, nwalkers;
 
     pthread_mutex_t cb_mu;      /* callbacks, summary */
     cr_archive_summary sum;
@@ -105,10 +106,21 @@ struct cr_archiver {
     slab *slab_free;
     size_t slabs, slabs_max;
 
+    /* directories waiting to be listed (archiver.c) */
+    pthread_mutex_t wq_mu;
+    pthread_cond_t wq_cv;
+    struct dir_task *wq_top;
+    size_t wq_outstanding;      /* queued or being walked */
+    bool wq_producing;          /* the targets are still being placed */
+    pthread_t walkers[ARCH_MAX_WALKERS];
+    size_t walkers_started;
+
     /* threads inside the writer at once (each holds a pack buffer) */
     pthread_mutex_t seal_mu;
     pthread_cond_t seal_cv;
     unsigned seal_free;
+    pthread_mutex_t small_seal_mu; /* small files: one sealer at a time */
+    pthread_mutex_t tree_seal_mu;  /* trees: one sealer at a time */
 
     const char *current[ARCH_MAX_READERS]; /* snapshot paths being read (cb_mu) */
     pthread_t readers[ARCH_MAX_READERS], savers[ARCH_MAX_SAVERS];
@@ -129,9 +141,18 @@ void arch_dir_release(cr_archiver *a, arch_dir *d);
 double arch_now(void);
 
 /* archive_file.c */
+/* Store a blob unless known (see there for the locking). */
+int arch_save_blob(cr_archiver *a, cr_blob_type t, const void *data, size_t n, bool small, cr_id *id, bool *added);
 int arch_pipeline_start(cr_archiver *a);
 /* Queue a file; blocks while the queue is full. */
 void arch_file_submit(cr_archiver *a, arch_file *f);
+/* A file below the chunker's minimum size is one blob at most: read and
+ * seal it right here, without a hand-over.  Returns false when it has to
+ * go through the queue after all (it grew meanwhile). */
+bool arch_small_file(cr_archiver *a, arch_dir *d, size_t idx, const char *path, const char *abspath,
+                     const char *snpath, const cr_node *prev);
+/* Free this thread's buffer for small files. */
+void arch_small_file_cleanup(void);
 /* Close the queues and wait for every reader and saver. */
 void arch_pipeline_finish(cr_archiver *a);
 void arch_pipeline_free(cr_archiver *a);

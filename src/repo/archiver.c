@@ -171,7 +171,7 @@ static int save_dir_tree(cr_archiver *a, arch_dir *d, cr_id *id, cr_item_stats *
     cr_buf json = CR_BUF_INIT;
     int r = cr_tree_encode(&json, nodes, n);
     bool added = false;
-    if (r == 0) r = cr_writer_save_blob(a->w, CR_BLOB_TREE, json.data, json.len, NULL, id, &added);
+    if (r == 0) r = arch_save_blob(a, CR_BLOB_TREE, json.data, json.len, false, id, &added);
     if (r == 0 && added) {
         st->tree_blobs++;
         st->tree_size += json.len;
@@ -295,10 +295,12 @@ static void regular_file(cr_archiver *a, arch_dir *d, size_t idx, const item_pat
         }
         arch_report(a, p->abspath, "parts of %s not found in the repository index; storing the file again", p->path);
     }
+    if (st->st_size < (off_t)CR_CHUNK_MIN && arch_small_file(a, d, idx, p->path, p->abspath, p->snpath, prev)) return;
     submit_file(a, d, idx, p, prev);
 }
 
 static int walk_dir(cr_archiver *a, arch_dir *d, const item_paths *p);
+static void push_dir_task(cr_archiver *a, arch_dir *child, const item_paths *p);
 
 /* Load the parent snapshot's tree of a directory; a failure is reported and
  * the directory is then treated as new, as restic does. */
@@ -356,10 +358,104 @@ static void process_entry(cr_archiver *a, arch_dir *d, size_t idx, const item_pa
     arch_dir *child = dir_new(d, idx, p->snpath, 0);
     if (!child) return arch_set_fatal(a, cr_error(-ENOMEM, "out of memory"));
     child->prev_node = prev;
-    child->prev = load_prev_tree(a, prev, p->abspath);
     atomic_fetch_add(&d->pending, 1);
-    if (walk_dir(a, child, p) == -ENOMEM) arch_set_fatal(a, -ENOMEM);
-    arch_dir_release(a, child);
+    push_dir_task(a, child, p);
+}
+
+/* ---- walking directories on several threads ----------------------------------- */
+
+/* A directory waiting to be listed.  Tasks form a stack, so the walk stays
+ * close to depth-first and the number of open directories small. */
+typedef struct dir_task {
+    arch_dir *dir;
+    char *path, *abspath, *snpath;
+    struct dir_task *next;
+} dir_task;
+
+static void push_dir_task(cr_archiver *a, arch_dir *child, const item_paths *p)
+{
+    size_t l1 = strlen(p->path) + 1, l2 = strlen(p->abspath) + 1, l3 = strlen(p->snpath) + 1;
+    dir_task *t = malloc(sizeof *t + l1 + l2 + l3);
+    if (!t) {
+        arch_set_fatal(a, cr_error(-ENOMEM, "out of memory"));
+        arch_dir_release(a, child);
+        return;
+    }
+    t->dir = child;
+    t->path = (char *)(t + 1);
+    t->abspath = t->path + l1;
+    t->snpath = t->abspath + l2;
+    memcpy(t->path, p->path, l1);
+    memcpy(t->abspath, p->abspath, l2);
+    memcpy(t->snpath, p->snpath, l3);
+    pthread_mutex_lock(&a->wq_mu);
+    t->next = a->wq_top;
+    a->wq_top = t;
+    a->wq_outstanding++;
+    pthread_cond_signal(&a->wq_cv);
+    pthread_mutex_unlock(&a->wq_mu);
+}
+
+static void run_dir_task(cr_archiver *a, dir_task *t)
+{
+    arch_dir *d = t->dir;
+    if (!arch_stopped(a)) {
+        item_paths p = {t->path, t->abspath, t->snpath};
+        d->prev = load_prev_tree(a, d->prev_node, t->abspath);
+        if (walk_dir(a, d, &p) == -ENOMEM) arch_set_fatal(a, cr_error(-ENOMEM, "out of memory"));
+    }
+    arch_dir_release(a, d);
+    free(t);
+}
+
+/* Take and run directory tasks until none are left and no more can come. */
+static void walk_tasks(cr_archiver *a)
+{
+    pthread_mutex_lock(&a->wq_mu);
+    for (;;) {
+        dir_task *t = a->wq_top;
+        if (!t) {
+            if (!a->wq_outstanding && !a->wq_producing) break;
+            pthread_cond_wait(&a->wq_cv, &a->wq_mu);
+            continue;
+        }
+        a->wq_top = t->next;
+        pthread_mutex_unlock(&a->wq_mu);
+        run_dir_task(a, t);
+        pthread_mutex_lock(&a->wq_mu);
+        if (!--a->wq_outstanding && !a->wq_producing) pthread_cond_broadcast(&a->wq_cv);
+    }
+    pthread_mutex_unlock(&a->wq_mu);
+}
+
+static void *walker_main(void *arg)
+{
+    walk_tasks(arg);
+    arch_small_file_cleanup();
+    return NULL;
+}
+
+static void walkers_start(cr_archiver *a)
+{
+    pthread_mutex_init(&a->wq_mu, NULL);
+    pthread_cond_init(&a->wq_cv, NULL);
+    a->wq_producing = true;
+    for (unsigned i = 1; i < a->nwalkers; i++)
+        if (pthread_create(&a->walkers[a->walkers_started], NULL, walker_main, a) == 0) a->walkers_started++;
+}
+
+/* The targets are placed: help walking, then wait for the other walkers. */
+static void walkers_finish(cr_archiver *a)
+{
+    pthread_mutex_lock(&a->wq_mu);
+    a->wq_producing = false;
+    pthread_cond_broadcast(&a->wq_cv);
+    pthread_mutex_unlock(&a->wq_mu);
+    walk_tasks(a);
+    arch_small_file_cleanup();
+    for (size_t i = 0; i < a->walkers_started; i++) pthread_join(a->walkers[i], NULL);
+    pthread_mutex_destroy(&a->wq_mu);
+    pthread_cond_destroy(&a->wq_cv);
 }
 
 static int cmp_names(const void *x, const void *y)
@@ -594,6 +690,8 @@ int cr_archiver_new(cr_repo *r, cr_writer *w, const cr_archive_opts *o, cr_archi
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     a->nreaders = o->read_concurrency ? o->read_concurrency : 2;
     a->nsavers = o->save_concurrency ? o->save_concurrency : (cpus > 0 ? (unsigned)cpus : 2);
+    a->nwalkers = cpus > 1 ? (unsigned)cpus : 1;
+    if (a->nwalkers > ARCH_MAX_WALKERS) a->nwalkers = ARCH_MAX_WALKERS;
     if (a->nreaders > ARCH_MAX_READERS) a->nreaders = ARCH_MAX_READERS;
     if (a->nsavers > ARCH_MAX_SAVERS) a->nsavers = ARCH_MAX_SAVERS;
     pthread_mutex_init(&a->cb_mu, NULL);
@@ -637,9 +735,11 @@ int cr_archiver_run(cr_archiver *a, cr_id *root_id)
     if (!root) return cr_error(-ENOMEM, "out of memory");
     root->prev = load_parent_root(a);
     int r = arch_pipeline_start(a);
+    walkers_start(a);
     if (r == 0) r = walk_all(a, root);
     if (r < 0 && r != -ENOMEM) arch_set_fatal(a, r);
     else if (r == -ENOMEM) arch_set_fatal(a, cr_error(-ENOMEM, "out of memory"));
+    walkers_finish(a);
     arch_dir_release(a, root);
     arch_pipeline_finish(a);
     arch_pipeline_free(a);
