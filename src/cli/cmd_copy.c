@@ -135,9 +135,14 @@ static int copy_selected(copy_run *c, const copy_opts *o, int npos, char **argv)
     return r;
 }
 
+static void copy_opts_free(copy_opts *o)
+{
+    cr_strv_free(&o->filter.hosts), cr_strv_free(&o->filter.tags), cr_strv_free(&o->filter.paths);
+}
+
 static int run_copy(cr_global *g, int argc, char **argv)
 {
-    copy_opts o = {.from = {.progname = g->progname, .env_prefix = "RESTIC_FROM_"}};
+    _cleanup_(copy_opts_free) copy_opts o = {.from = {.progname = g->progname, .env_prefix = "RESTIC_FROM_"}};
     const cr_flag flags[] = {
         {"from-repo", 0, CR_FLAG_STRING, &o.from.repo, "source `repository` to copy snapshots from (default: $RESTIC_FROM_REPOSITORY)", "repository"},
         {"from-repository-file", 0, CR_FLAG_STRING, &o.from.repo_file, "`file` from which to read the source repository location to copy snapshots from (default: $RESTIC_FROM_REPOSITORY_FILE)", "file"},

@@ -8,6 +8,7 @@
 #include "repo/copier.h"
 #include "repo/repair_snapshots.h"
 #include "repo/writer.h"
+#include "util/cleanup.h"
 #include "util/error.h"
 
 /* Shared with rewrite (defined in cmd_rewrite.c). */
@@ -68,9 +69,14 @@ static int repair_selected(cr_global *g, cr_repo *r, const repair_opts *o, int n
     return rc;
 }
 
+static void repair_opts_free(repair_opts *o)
+{
+    cr_strv_free(&o->filter.hosts), cr_strv_free(&o->filter.tags), cr_strv_free(&o->filter.paths);
+}
+
 int cr_cli_repair_snapshots(cr_global *g, int argc, char **argv)
 {
-    repair_opts o = {0};
+    _cleanup_(repair_opts_free) repair_opts o = {0};
     const cr_flag flags[] = {
         {"forget", 0, CR_FLAG_BOOL, &o.forget, "remove original snapshots after creating new ones", NULL},
         {"dry-run", 'n', CR_FLAG_BOOL, &o.dry_run, "do not do anything, just print what would be done", NULL},

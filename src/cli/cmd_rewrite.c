@@ -165,9 +165,16 @@ static int build_excluder(const rewrite_opts *o, cr_excluder **ex)
     return cr_excluder_new(&eo, ex);
 }
 
+static void rewrite_opts_free(rewrite_opts *o)
+{
+    cr_strv_free(&o->excludes), cr_strv_free(&o->iexcludes);
+    cr_strv_free(&o->exclude_files), cr_strv_free(&o->iexclude_files);
+    cr_strv_free(&o->filter.hosts), cr_strv_free(&o->filter.tags), cr_strv_free(&o->filter.paths);
+}
+
 static int run_rewrite(cr_global *g, int argc, char **argv)
 {
-    rewrite_opts o = {0};
+    _cleanup_(rewrite_opts_free) rewrite_opts o = {0};
     const cr_flag flags[] = {
         {"exclude", 'e', CR_FLAG_STRINGS, &o.excludes, "exclude a `pattern` (can be specified multiple times)", "pattern"},
         {"exclude-file", 0, CR_FLAG_STRINGS, &o.exclude_files, "read exclude patterns from a `file` (can be specified multiple times)", "file"},
