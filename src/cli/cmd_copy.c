@@ -144,10 +144,10 @@ static int run_copy(cr_global *g, int argc, char **argv)
 {
     _cleanup_(copy_opts_free) copy_opts o = {.from = {.progname = g->progname, .env_prefix = "RESTIC_FROM_"}};
     const cr_flag flags[] = {
-        {"from-repo", 0, CR_FLAG_STRING, &o.from.repo, "source `repository` to copy snapshots from (default: $RESTIC_FROM_REPOSITORY)", "repository"},
-        {"from-repository-file", 0, CR_FLAG_STRING, &o.from.repo_file, "`file` from which to read the source repository location to copy snapshots from (default: $RESTIC_FROM_REPOSITORY_FILE)", "file"},
-        {"from-password-file", 0, CR_FLAG_STRING, &o.from.password_file, "`file` to read the source repository password from (default: $RESTIC_FROM_PASSWORD_FILE)", "file"},
-        {"from-password-command", 0, CR_FLAG_STRING, &o.from.password_command, "shell `command` to obtain the source repository password from (default: $RESTIC_FROM_PASSWORD_COMMAND)", "command"},
+        {"from-repo", 0, CR_FLAG_STRING, &o.from.repo, "source repository to copy snapshots from (default: $RESTIC_FROM_REPOSITORY)", "repository"},
+        {"from-repository-file", 0, CR_FLAG_STRING, &o.from.repo_file, "file from which to read the source repository location to copy snapshots from (default: $RESTIC_FROM_REPOSITORY_FILE)", "file"},
+        {"from-password-file", 0, CR_FLAG_STRING, &o.from.password_file, "file to read the source repository password from (default: $RESTIC_FROM_PASSWORD_FILE)", "file"},
+        {"from-password-command", 0, CR_FLAG_STRING, &o.from.password_command, "shell command to obtain the source repository password from (default: $RESTIC_FROM_PASSWORD_COMMAND)", "command"},
         {"from-key-hint", 0, CR_FLAG_STRING, &o.from.key_hint, "key ID of key to try decrypting the source repository first (default: $RESTIC_FROM_KEY_HINT)", "string"},
         CR_FILTER_FLAGS(o.filter),
         {NULL, 0, 0, NULL, NULL, NULL},

@@ -176,10 +176,10 @@ static int run_rewrite(cr_global *g, int argc, char **argv)
 {
     _cleanup_(rewrite_opts_free) rewrite_opts o = {0};
     const cr_flag flags[] = {
-        {"exclude", 'e', CR_FLAG_STRINGS, &o.excludes, "exclude a `pattern` (can be specified multiple times)", "pattern"},
-        {"exclude-file", 0, CR_FLAG_STRINGS, &o.exclude_files, "read exclude patterns from a `file` (can be specified multiple times)", "file"},
-        {"iexclude", 0, CR_FLAG_STRINGS, &o.iexcludes, "same as --exclude `pattern` but ignores the casing of filenames", "pattern"},
-        {"iexclude-file", 0, CR_FLAG_STRINGS, &o.iexclude_files, "same as --exclude-file but ignores casing of `file`names in patterns", "file"},
+        {"exclude", 'e', CR_FLAG_STRINGS, &o.excludes, "exclude a pattern (can be specified multiple times)", "pattern"},
+        {"exclude-file", 0, CR_FLAG_STRINGS, &o.exclude_files, "read exclude patterns from a file (can be specified multiple times)", "file"},
+        {"iexclude", 0, CR_FLAG_STRINGS, &o.iexcludes, "same as --exclude pattern but ignores the casing of filenames", "pattern"},
+        {"iexclude-file", 0, CR_FLAG_STRINGS, &o.iexclude_files, "same as --exclude-file but ignores casing of filenames in patterns", "file"},
         {"forget", 0, CR_FLAG_BOOL, &o.forget, "remove original snapshots after creating new ones", NULL},
         {"dry-run", 'n', CR_FLAG_BOOL, &o.dry_run, "do not do anything, just print what would be done", NULL},
         CR_FILTER_FLAGS(o.filter),
