@@ -18,6 +18,8 @@ PACKAGES=(
     time                                      # GNU /usr/bin/time
     xxd                                       # hex dumps in tests and scripts
     tzdata                                    # local-time output tests (TZ=Asia/Kolkata, ...)
+    rclone                                    # REST test server (rclone serve restic), loopback only
+    openssl curl                              # self-signed TLS certificate and readiness checks in backend tests
     ca-certificates git
 )
 
