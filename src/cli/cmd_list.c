@@ -135,7 +135,7 @@ static int list_snapshot_packs(cr_repo *r, const char *ref)
         if (w.pack_used[i]) packs[n++] = r->index->packs[i];
     free(w.pack_used);
     CR_TRY(e);
-    qsort(packs, n, sizeof *packs, id_cmp);
+    if (n > 1) qsort(packs, n, sizeof *packs, id_cmp);
     _cleanup_buf_ cr_buf b = CR_BUF_INIT;
     for (size_t i = 0; i < n; i++) {
         char hex[CR_ID_HEX + 1];

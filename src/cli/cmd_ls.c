@@ -307,7 +307,7 @@ static int entry_cmp(const void *pa, const void *pb)
 static int sorted_close(ls_printer *p, ls_printer *inner)
 {
     current_sort = p->opts->sort_by;
-    if (p->opts->sort_by != SORT_NAME) qsort(p->collected, p->ncollected, sizeof *p->collected, entry_cmp);
+    if (p->opts->sort_by != SORT_NAME && p->ncollected > 1) qsort(p->collected, p->ncollected, sizeof *p->collected, entry_cmp);
     for (size_t i = 0; i < p->ncollected; i++) {
         size_t k = p->opts->reverse ? p->ncollected - 1 - i : i;
         CR_TRY(inner->node(inner, &p->collected[k], false));

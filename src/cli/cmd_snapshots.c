@@ -66,8 +66,8 @@ static int put_string_list(cr_buf *b, char **v, size_t n)
  * the JSON of {hostname, paths, tags}. */
 static int group_key(cr_snapshot *sn, const group_by *g, cr_buf *key)
 {
-    qsort(sn->paths, sn->npaths, sizeof *sn->paths, cmp_str);
-    if (g->tags) qsort(sn->tags, sn->ntags, sizeof *sn->tags, cmp_str);
+    if (sn->npaths > 1) qsort(sn->paths, sn->npaths, sizeof *sn->paths, cmp_str);
+    if (g->tags && sn->ntags > 1) qsort(sn->tags, sn->ntags, sizeof *sn->tags, cmp_str);
     cr_buf_reset(key);
     CR_TRY(cr_buf_puts(key, "{\"hostname\":"));
     CR_TRY(cr_json_put_cstr(key, g->host && sn->hostname ? sn->hostname : ""));
@@ -244,7 +244,7 @@ static int add_snapshot_row(cr_table *t, const cr_snapshot *sn, bool compact, bo
     char id[9], when[64], size[32] = "";
     cr_id_short(&sn->id, id);
     cr_format_local_time(&sn->time, when);
-    if (sn->has_summary) cr_format_bytes(size, sizeof size, sn->summary.total_bytes_processed);
+    if (sn->has_summary) cr_go_format_bytes(sn->summary.total_bytes_processed, size);
     _cleanup_buf_ cr_buf tags = CR_BUF_INIT, paths = CR_BUF_INIT;
     CR_TRY(join(&tags, sn->tags, sn->ntags, compact ? "\n" : ","));
     CR_TRY(join(&paths, sn->paths, sn->npaths, "\n"));
@@ -326,7 +326,7 @@ static int snapshot_time_cmp(const void *a, const void *b)
  * (IDs) ended up. */
 static int sort_keeping_found_order(snapshot_list *l, const cr_id *found_ids, size_t nfound)
 {
-    qsort(l->v, l->n, sizeof *l->v, snapshot_time_cmp);
+    if (l->n > 1) qsort(l->v, l->n, sizeof *l->v, snapshot_time_cmp);
     if (!(l->found = calloc(l->n + 1, sizeof *l->found))) return cr_error(-ENOMEM, "out of memory");
     size_t k = 0;
     for (size_t i = 0; i < nfound; i++)

@@ -329,7 +329,7 @@ static int write_ustar(cr_tar_writer *w, const cr_tar_header *h)
 static int write_pax(cr_tar_writer *w, const cr_tar_header *h, pax_records *r)
 {
     _cleanup_buf_ cr_buf data = CR_BUF_INIT, xname = CR_BUF_INIT;
-    qsort(r->v, r->n, sizeof *r->v, pax_cmp);
+    if (r->n > 1) qsort(r->v, r->n, sizeof *r->v, pax_cmp);
     for (size_t i = 0; i < r->n; i++) CR_TRY(format_pax_record(&data, &r->v[i]));
     CR_TRY(pax_header_name(h, &xname));
     /* the extended header: a pseudo-file named after the member */
