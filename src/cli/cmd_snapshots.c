@@ -241,7 +241,7 @@ static int join(cr_buf *b, char **v, size_t n, const char *sep)
 
 static int add_snapshot_row(cr_table *t, const cr_snapshot *sn, bool compact, bool has_size)
 {
-    char id[9], when[64], size[32] = "";
+    char id[9], when[64], size[64] = "";
     cr_id_short(&sn->id, id);
     cr_format_local_time(&sn->time, when);
     if (sn->has_summary) cr_go_format_bytes(sn->summary.total_bytes_processed, size);
