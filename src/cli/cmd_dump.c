@@ -410,8 +410,8 @@ static int run_dump(cr_global *g, int argc, char **argv)
     dump_opts o = {.archive = "tar"};
     const cr_flag flags[] = {
         CR_FILTER_FLAGS(o.filter),
-        {"archive", 'a', CR_FLAG_STRING, &o.archive, "set archive `format` as \"tar\" or \"zip\"", "format"},
-        {"target", 't', CR_FLAG_STRING, &o.target, "write the output to target `path`", "path"},
+        {"archive", 'a', CR_FLAG_STRING, &o.archive, "set archive format as \"tar\" or \"zip\"", "format"},
+        {"target", 't', CR_FLAG_STRING, &o.target, "write the output to target path", "path"},
         {NULL, 0, 0, NULL, NULL, NULL},
     };
     int npos = 0, rc;
@@ -442,7 +442,7 @@ out:
 
 const cr_command cr_cmd_dump = {
     "dump",
-    "Print a backed-up file to stdout",
+    "Print backed-up files or folders to stdout",
     "crestic dump [flags] snapshotID file",
     run_dump,
 };

@@ -455,8 +455,8 @@ static int run_snapshots(cr_global *g, int argc, char **argv)
         CR_FILTER_FLAGS(o.filter),
         {"compact", 'c', CR_FLAG_BOOL, &o.compact, "use compact output format", NULL},
         {"last", 0, CR_FLAG_BOOL, &o.last, "only show the last snapshot for each host and path (deprecated: use --latest 1)", NULL},
-        {"latest", 0, CR_FLAG_INT, &o.latest, "only show the last `n` snapshots for each host and path", "n"},
-        {"group-by", 'g', CR_FLAG_STRING, &o.group_by, "`group` snapshots by host, paths and/or tags, separated by comma", "group"},
+        {"latest", 0, CR_FLAG_INT, &o.latest, "only show the last n snapshots for each host and path", "n"},
+        {"group-by", 'g', CR_FLAG_STRING, &o.group_by, "group snapshots by host, paths and/or tags, separated by comma", "group"},
         {NULL, 0, 0, NULL, NULL, NULL},
     };
     int npos = 0, rc;
