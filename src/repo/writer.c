@@ -45,6 +45,7 @@ struct cr_writer {
     cr_index *added;        /* everything stored, merged into repo->index at flush */
     cr_writer_stats stats;
     int sticky_error;
+    size_t index_flush;       /* blobs per intermediate index file */
     pthread_mutex_t index_mu; /* serialises index file writes */
 };
 
@@ -97,6 +98,15 @@ static int seen_insert(cr_writer *w, cr_blob_type t, const cr_id *id, bool inser
     return 0;
 }
 
+/* Blobs per intermediate index file.  CRESTIC_INDEX_FLUSH_BLOBS lowers it
+ * for crash tests, which need an index written long before a backup ends. */
+static size_t index_flush_blobs(void)
+{
+    const char *env = getenv("CRESTIC_INDEX_FLUSH_BLOBS");
+    long v = env ? strtol(env, NULL, 10) : 0;
+    return v > 0 && v < CR_INDEX_FLUSH_BLOBS ? (size_t)v : CR_INDEX_FLUSH_BLOBS;
+}
+
 int cr_writer_new(cr_repo *r, const cr_writer_opts *opts, cr_writer **out)
 {
     CR_TRY(cr_repo_load_index(r));
@@ -109,6 +119,7 @@ int cr_writer_new(cr_repo *r, const cr_writer_opts *opts, cr_writer **out)
     w->opts = *opts;
     if (!w->opts.pack_size) w->opts.pack_size = CR_PACK_SIZE_DEFAULT;
     if (r->cfg.version < 2) w->opts.compression = CR_COMPRESS_OFF;
+    w->index_flush = index_flush_blobs();
     pthread_mutex_init(&w->mu, NULL);
     pthread_mutex_init(&w->index_mu, NULL);
     *out = w;
@@ -265,7 +276,7 @@ static int write_pending_index(cr_writer *w, bool all)
     pthread_mutex_lock(&w->mu);
     stored_pack *packs = NULL;
     size_t n = 0;
-    if (w->npending && (all || w->pending_blobs >= CR_INDEX_FLUSH_BLOBS)) {
+    if (w->npending && (all || w->pending_blobs >= w->index_flush)) {
         packs = w->pending;
         n = w->npending;
         w->pending = NULL;
