@@ -208,6 +208,11 @@ _desc() { # a short printable form of a command
 }
 
 # sanitizer reports (ASan/UBSan/LSan builds) fail any check that ran a program
+# the interesting part of a sanitizer report: from its first error line on
+show_sanitizer() {
+    sed -n '/ERROR: [A-Za-z]*Sanitizer\|runtime error: /,$p' "$1" | grep -vE '^ *$|^=+$' |
+        head -n 40 | cut -c1-300 | sed 's/^/     | /'
+}
 sanitizer_report() { grep -qE 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error: |SUMMARY: UndefinedBehaviorSanitizer' "$1" 2>/dev/null; }
 
 expect_exit() { # CODE CMD...
@@ -215,7 +220,7 @@ expect_exit() { # CODE CMD...
     run "$@"
     if sanitizer_report "$ERR"; then
         fail "exit $want: $(_desc "$@")" "sanitizer report (exit $RC):"
-        show "$ERR" 40
+        show_sanitizer "$ERR"
         return 1
     fi
     if [ "$RC" = "$want" ]; then

@@ -89,10 +89,12 @@ expect_grep "$ERR" 'does not exist|no such file|No such file' "missing password 
 # from stdin when it is not a terminal (restic reads one line)
 RC=0; printf '%s\n' "$P" | "$CRESTIC" -r "$R" snapshots -q >"$OUT" 2>"$ERR" || RC=$?
 cp "$OUT" "$S/table.got"
-if [ "$RC" = 0 ]; then pass "password from stdin: exit 0"; else fail "password from stdin: exit 0 expected, got $RC"; show "$ERR"; fi
+if sanitizer_report "$ERR"; then fail "password from stdin: sanitizer report"; show_sanitizer "$ERR"
+elif [ "$RC" = 0 ]; then pass "password from stdin: exit 0"; else fail "password from stdin: exit 0 expected, got $RC"; show "$ERR"; fi
 expect_same "$S/table-q.ref" "$S/table.got" "password from stdin: same table as restic -q"
 RC=0; printf '%s\n' wrong | "$CRESTIC" -r "$R" snapshots >"$OUT" 2>"$ERR" || RC=$?
 expect_true "wrong password from stdin: exit 12 (got $RC)" [ "$RC" = 12 ]
+if sanitizer_report "$ERR"; then fail "wrong password from stdin: sanitizer report"; show_sanitizer "$ERR"; fi
 
 section "repository sources"
 RESTIC_PASSWORD=$P expect_exit 0 cr --repository-file "$T/repofile" snapshots && check_table "--repository-file"
@@ -201,7 +203,7 @@ interrupt_test() { # NAME BINARY
     exec 7<&-
     RC=$rc
     if [ "$rc" = 130 ]; then pass "$name: exit 130 after SIGINT"; else fail "$name: exit 130 after SIGINT expected, got $rc"; show "$T/int-$name.err"; fi
-    if sanitizer_report "$T/int-$name.err"; then fail "$name: sanitizer report"; show "$T/int-$name.err" 30; fi
+    if sanitizer_report "$T/int-$name.err"; then fail "$name: sanitizer report"; show_sanitizer "$T/int-$name.err"; fi
     expect_true "$name: lock removed on interrupt" test -z "$(ls "$I/locks")"
 }
 interrupt_test restic "$RESTIC"

@@ -245,7 +245,7 @@ for spec in /src/nope /src/small.txt/x; do
         *) msg='should be a dir|not a dir' ;;
     esac
     run env RESTIC_PASSWORD=$P "$CRESTIC" -r "$R" dump latest "$spec"
-    if sanitizer_report "$ERR"; then fail "dump latest $spec: sanitizer report"; show "$ERR" 30
+    if sanitizer_report "$ERR"; then fail "dump latest $spec: sanitizer report"; show_sanitizer "$ERR"
     elif [ "$RC" = 1 ] || [ "$RC" = 2 ]; then pass "dump latest $spec: exit $RC"
     else fail "dump latest $spec: exit 1 or 2 expected, got $RC"; show "$ERR"; fi
     expect_empty "$OUT" "dump latest $spec: nothing on stdout"

@@ -140,7 +140,7 @@ for form in json table; do
     cp "$OUT" "$S/id-unknown.$form.restic"
     RESTIC_PASSWORD=$P run cr -r "$R" snapshots "${extra[@]}" 595d1c1a deadbeef
     cp "$OUT" "$S/id-unknown.$form.crestic"
-    if sanitizer_report "$ERR"; then fail "unknown ID ($form): sanitizer report"; show "$ERR" 30
+    if sanitizer_report "$ERR"; then fail "unknown ID ($form): sanitizer report"; show_sanitizer "$ERR"
     elif [ "$RC" = 0 ]; then
         if [ $form = json ]; then
             expect_json "$S/id-unknown.json.restic" "$S/id-unknown.json.crestic" "unknown ID ($form): ignored like restic 0.14"
