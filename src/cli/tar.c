@@ -148,9 +148,9 @@ static bool is_go_zero_time(const cr_time *t)
 
 typedef struct {
     char key[256];
-    const char *value;
+    const char *value; /* NULL: the number in num (the array may move) */
     size_t value_len;
-    char num[24]; /* storage for numeric values */
+    char num[24];
 } pax_record;
 
 typedef struct {
@@ -183,7 +183,7 @@ static int pax_add_number(pax_records *r, const char *key, long long v)
     pax_record *p;
     CR_TRY(pax_add(r, key, NULL, 0, &p));
     p->value_len = (size_t)snprintf(p->num, sizeof p->num, "%lld", v);
-    p->value = p->num;
+    p->value = NULL;
     return 0;
 }
 
@@ -202,14 +202,15 @@ static size_t decimal_digits(size_t v)
 /* "<len> key=value\n" where len counts the whole record, itself included. */
 static int format_pax_record(cr_buf *out, const pax_record *p)
 {
+    const char *value = p->value ? p->value : p->num;
     bool path_like = !strcmp(p->key, "path") || !strcmp(p->key, "linkpath") || !strcmp(p->key, "uname") || !strcmp(p->key, "gname");
-    if (!p->key[0] || strchr(p->key, '=') || (path_like && has_nul(p->value, p->value_len)))
+    if (!p->key[0] || strchr(p->key, '=') || (path_like && has_nul(value, p->value_len)))
         return cr_error(CR_E_FORMAT, "archive/tar: invalid tar header");
     size_t base = strlen(p->key) + p->value_len + 3; /* ' ', '=', '\n' */
     size_t size = base + decimal_digits(base);
     if (decimal_digits(size) + base != size) size = decimal_digits(size) + base;
     CR_TRY(cr_buf_printf(out, "%zu %s=", size, p->key));
-    CR_TRY(cr_buf_append(out, p->value, p->value_len));
+    CR_TRY(cr_buf_append(out, value, p->value_len));
     return cr_buf_putc(out, '\n');
 }
 
