@@ -1,6 +1,7 @@
 /* crestic key: manage the repository's keys (passwords).  `key list` as
  * restic's (table, or --json with the full key IDs as today's restic);
- * add, remove and passwd are not implemented yet. */
+ * add, remove and passwd write and delete key files (the master key never
+ * changes, spec §5), with today's restic messages. */
 #include "cli/cli.h"
 #include "cli/output.h"
 
@@ -148,6 +149,85 @@ static int run_key_list(cr_global *g, int npos)
     return rc;
 }
 
+/* The new key's password: --new-password-file or a prompt (asked twice);
+ * never $RESTIC_PASSWORD, which opened the repository. */
+static int read_new_password(cr_global *g, const char *file, cr_buf *pw)
+{
+    cr_global np = {.progname = g->progname, .password_file = file, .env_prefix = "CRESTIC_NEW_KEY_UNUSED_"};
+    return cr_cli_read_password(&np, "enter new password: ", true, pw);
+}
+
+static int add_key(cr_global *g, cr_repo *r, const char *file, const char *user, const char *host, cr_id *id)
+{
+    _cleanup_buf_ cr_buf pw = CR_BUF_INIT;
+    CR_TRY(read_new_password(g, file, &pw));
+    int e = cr_repo_add_key(r, (const char *)pw.data, pw.len, user, host, id);
+    explicit_bzero(pw.data, pw.len);
+    if (e < 0) return cr_error_ctx(e, "creating new key failed");
+    char hex[CR_ID_HEX + 1];
+    cr_id_to_hex(id, hex);
+    if (!g->quiet) printf("saved new key with ID %s\n", hex);
+    return 0;
+}
+
+static int remove_key(cr_global *g, cr_repo *r, const cr_id *id)
+{
+    char hex[CR_ID_HEX + 1];
+    cr_id_to_hex(id, hex);
+    CR_TRY(cr_be_remove(r->be, CR_FILE_KEY, hex));
+    if (!g->quiet) printf("removed key %s\n", hex);
+    return 0;
+}
+
+static int key_change(cr_global *g, const char *sub, int npos, char **pos, const char *file, const char *user, const char *host)
+{
+    bool is_remove = !strcmp(sub, "remove");
+    if (is_remove ? npos != 1 : npos != 0) return cr_cli_fail(g, cr_error(CR_E_USAGE, "wrong number of arguments"));
+    cr_repo *r = NULL;
+    int rc = cr_cli_open_repo(g, &r);
+    if (rc) return rc;
+    cr_lock *lock = NULL;
+    /* add only adds a file; remove and passwd delete one: exclusive, as restic */
+    if ((rc = cr_cli_lock(g, r, strcmp(sub, "add") != 0, &lock))) return cr_repo_close(r), rc;
+    cr_id id;
+    int e = 0;
+    if (!strcmp(sub, "add")) {
+        e = add_key(g, r, file, user, host, &id);
+    } else if (!strcmp(sub, "passwd")) {
+        /* the new key first, then the old one goes: never a moment without a key */
+        cr_id old = r->key_id;
+        e = add_key(g, r, file, user, host, &id);
+        if (e == 0) {
+            char hex[CR_ID_HEX + 1];
+            cr_id_to_hex(&old, hex);
+            e = cr_be_remove(r->be, CR_FILE_KEY, hex);
+        }
+    } else {
+        e = cr_repo_find_id(r, CR_FILE_KEY, pos[0], &id);
+        if (e == 0 && cr_id_eq(&id, &r->key_id)) e = cr_error(CR_E_USAGE, "refusing to remove key currently used to access repository");
+        if (e == 0) e = remove_key(g, r, &id);
+    }
+    cr_lock_release(lock);
+    cr_repo_close(r);
+    return e < 0 ? cr_cli_fail(g, e) : CR_EXIT_OK;
+}
+
+static int run_key_change(cr_global *g, int argc, char **argv)
+{
+    const char *file = NULL, *user = NULL, *host = NULL;
+    const cr_flag flags[] = {
+        {"new-password-file", 0, CR_FLAG_STRING, &file, "file from which to read the new password", "file"},
+        {"user", 0, CR_FLAG_STRING, &user, "the username for new key", "string"},
+        {"host", 0, CR_FLAG_STRING, &host, "the hostname for new key", "string"},
+        {NULL, 0, 0, NULL, NULL, NULL},
+    };
+    static const cr_command self = {"key", "Manage keys (passwords)", "crestic key [add|remove|passwd] [flags] [ID]", NULL};
+    int npos = 0, e = cr_parse_flags(g, &self, flags, argc, argv, &npos);
+    if (e == 1) return CR_EXIT_OK;
+    if (e < 0) return cr_cli_fail(g, e);
+    return key_change(g, argv[0], npos - 1, argv + 1, file, user, host);
+}
+
 static void print_key_usage(FILE *f)
 {
     fprintf(f, "Manage keys (passwords)\n\nUsage:\n  crestic key [command]\n\nAvailable Commands:\n"
@@ -160,6 +240,9 @@ static void print_key_usage(FILE *f)
 
 static int run_key(cr_global *g, int argc, char **argv)
 {
+    /* add, remove and passwd have flags of their own: parse with those. */
+    for (int i = 0; i < argc; i++)
+        if (argv[i][0] != '-' && (!strcmp(argv[i], "add") || !strcmp(argv[i], "remove") || !strcmp(argv[i], "passwd"))) return run_key_change(g, argc, argv);
     const cr_flag flags[] = {{NULL, 0, 0, NULL, NULL, NULL}};
     bool help = false; /* looked at first: parsing reorders argv */
     for (int i = 0; i < argc && strcmp(argv[i], "--"); i++) help |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
@@ -178,8 +261,6 @@ static int run_key(cr_global *g, int argc, char **argv)
         }
         return run_key_list(g, npos - 1);
     }
-    if (!strcmp(sub, "add") || !strcmp(sub, "remove") || !strcmp(sub, "passwd"))
-        return cr_cli_fail(g, cr_error(CR_E_UNSUPPORTED, "key %s is not implemented yet", sub));
     fprintf(stderr, "Error: unknown command \"%s\" for \"crestic key\"\nRun 'crestic key --help' for usage.\n", sub);
     return CR_EXIT_FAILURE;
 }
