@@ -27,7 +27,7 @@ STAGES=()
 
 elapsed() { echo "$(( $(date +%s) - $1 ))s"; }
 stage_result() { # name ok|FAIL start
-    STAGES+=("$(printf '%-28s %-4s %s' "$1" "$2" "$(elapsed "$3")")")
+    STAGES+=("$(printf '%-44s %-4s %s' "$1" "$2" "$(elapsed "$3")")")
 }
 
 # ctest_pass DIR LABEL: run the suite in DIR, add its counts
@@ -38,7 +38,12 @@ ctest_pass() {
     echo
     echo "== $label: ctest -j$JOBS ($dir)"
     # per-test timeout: CMakeLists gives e2e scripts 900 s; everything else 300 s
-    (cd "$dir" && ctest -j"$JOBS" --output-on-failure --timeout 300 ${CTEST_ARGS:-}) </dev/null 2>&1 | tee "$log"
+    local timer=()
+    rm -f "$dir/ctest-cpu.txt"
+    [ -x /usr/bin/time ] && timer=(/usr/bin/time -f "%U %S" -o "$ROOT/$dir/ctest-cpu.txt")
+    (cd "$dir" && "${timer[@]}" ctest -j"$JOBS" --output-on-failure --timeout 300 ${CTEST_ARGS:-}) </dev/null 2>&1 | tee "$log"
+    local cpu=""
+    [ -s "$dir/ctest-cpu.txt" ] && cpu=$(tail -n 1 "$dir/ctest-cpu.txt" | awk '{printf ", cpu %ds", $1 + $2}')
     local line p f total
     line=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1)
     if [ -z "$line" ]; then
@@ -53,8 +58,8 @@ ctest_pass() {
     total=$(echo "$line" | sed -E 's/.* failed out of ([0-9]+).*/\1/')
     p=$((total - f))
     N_PASS=$((N_PASS + p)); N_FAIL=$((N_FAIL + f))
-    if [ "$f" -eq 0 ]; then stage_result "$label ($total tests)" ok "$t"
-    else stage_result "$label ($f of $total failed)" FAIL "$t"; fi
+    if [ "$f" -eq 0 ]; then stage_result "$label ($total tests$cpu)" ok "$t"
+    else stage_result "$label ($f of $total failed$cpu)" FAIL "$t"; fi
 }
 
 # build DIR LABEL CMAKE-ARGS...
