@@ -158,6 +158,21 @@ expect_true "a tag file without signature does not exclude" grep -q '^/src/dirs/
 expect_true "--exclude-if-present keeps the tag file, drops the rest" \
     bash -c "grep -q '^/src/links/.nobackup\$' '$T/ex.ls' && ! grep -q '^/src/links/hard1\$' '$T/ex.ls'"
 
+section "--one-file-system"
+mkdir -p "$T/xfs/src/mnt" "$T/xfs/src/dir"
+echo a >"$T/xfs/src/a"
+if mount -t tmpfs crestic-test "$T/xfs/src/mnt" 2>/dev/null; then
+    mkdir "$T/xfs/src/mnt/sub"; echo b >"$T/xfs/src/mnt/b"; echo c >"$T/xfs/src/mnt/sub/c"
+    (cd "$T/xfs" && cr -r "$REPO" backup src -x --tag xfs >/dev/null 2>&1 && rs -r "$REPO" backup src -x --tag xfs2 >/dev/null 2>&1)
+    expect_true "-x: same tree as restic (mount point kept, its contents not)" \
+        test "$(latest_tree "$REPO" xfs)" = "$(latest_tree "$REPO" xfs2)"
+    rs -r "$REPO" --no-lock ls "$(latest_id "$REPO" xfs)" >"$T/xfs.ls"
+    expect_true "-x: /src/mnt listed, /src/mnt/b not" bash -c "grep -q '^/src/mnt\$' '$T/xfs.ls' && ! grep -q '^/src/mnt/b' '$T/xfs.ls'"
+    umount "$T/xfs/src/mnt"
+else
+    skip "-x: cannot mount a tmpfs here"
+fi
+
 section "--stdin, --files-from, --tag, --host, --time"
 run bash -c "echo hello stdin | RESTIC_CACHE_DIR=$T/cache-crestic '$CRESTIC' -r '$REPO' backup --stdin --stdin-filename in.txt --time '2021-02-03 04:05:06' --host h1 -q"
 expect_true "--stdin exit 0" test "$RC" = 0
@@ -182,6 +197,13 @@ s=json.load(open(sys.argv[1])); w=sys.argv[2]
 assert s["paths"]==[w+"/src/files",w+"/src/dirs/a",w+"/src/links",w+"/src/names/with space"], s["paths"]
 assert s["tags"]==["ff","two","three"], s["tags"]
 assert s["hostname"]=="h2" and s["program_version"].startswith("crestic "), s' "$T/ff.json" "$T/w"
+
+expect_exit 0 cr -r "$REPO" backup --stdin-from-command --stdin-filename cmd.out --tag cmd -- printf 'from a command'
+expect_exit 0 rs -r "$REPO" --no-lock dump "$(latest_id "$REPO" cmd)" /cmd.out
+expect_true "--stdin-from-command: the command's output stored" test "$(cat "$OUT")" = "from a command"
+N0=$(ls "$REPO/snapshots" | wc -l)
+expect_exit 1 cr -r "$REPO" backup --stdin-from-command -- false
+expect_true "--stdin-from-command: a failing command saves no snapshot" test "$(ls "$REPO/snapshots" | wc -l)" = "$N0"
 
 section "--parent, --force, --skip-if-unchanged, --dry-run"
 FIRST=$(latest_id "$REPO" first)
