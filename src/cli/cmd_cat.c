@@ -42,12 +42,6 @@ static int print_indented(const cr_buf *json)
 }
 
 /* Like restic's terminal output: exactly one line break at the end. */
-static int print_text(const cr_buf *text)
-{
-    CR_TRY(cr_write_stdout(text->data, text->len));
-    return text->len && text->data[text->len - 1] == '\n' ? 0 : cr_write_stdout("\n", 1);
-}
-
 static bool is_hex_prefix(const char *s)
 {
     size_t n = strspn(s, "0123456789abcdefABCDEF");
@@ -83,7 +77,9 @@ static int cat_index(cr_repo *r, const char *arg)
     CR_TRY(parse_id_arg(r, CR_FILE_INDEX, arg, &id));
     _cleanup_buf_ cr_buf json = CR_BUF_INIT;
     CR_TRY(cr_repo_load_unpacked(r, CR_FILE_INDEX, &id, &json));
-    return print_text(&json);
+    /* restic prints the document (which ends in a newline) with Println: two. */
+    CR_TRY(cr_write_stdout(json.data, json.len));
+    return cr_write_stdout("\n", 1);
 }
 
 static int cat_snapshot(cr_repo *r, const char *arg)
