@@ -108,9 +108,17 @@ static int select_snapshots(cr_repo *r, int npos, char **ids, const cr_snapshot_
     return 0;
 }
 
+static void tag_opts_free(tag_opts *o)
+{
+    cr_strv_free(&o->set), cr_strv_free(&o->add), cr_strv_free(&o->remove);
+    cr_strv_free(&o->filter.hosts), cr_strv_free(&o->filter.tags), cr_strv_free(&o->filter.paths);
+}
+
+static void tag_opts_freep(tag_opts *o) { tag_opts_free(o); }
+
 static int run_tag(cr_global *g, int argc, char **argv)
 {
-    tag_opts o = {0};
+    __attribute__((cleanup(tag_opts_freep))) tag_opts o = {0};
     const cr_flag flags[] = {
         {"set", 0, CR_FLAG_STRINGS, &o.set, "tags which will replace the existing tags in the format `tag[,tag,...]` (can be given multiple times)", "tags"},
         {"add", 0, CR_FLAG_STRINGS, &o.add, "tags which will be added to the existing tags in the format `tag[,tag,...]` (can be given multiple times)", "tags"},
