@@ -290,15 +290,15 @@ static void ui_stop_status(ui *u)
     pthread_mutex_unlock(&u->mu);
 }
 
-/* restic's progress interval: 60 updates/s on a terminal or with --json,
- * none otherwise or with -q; RESTIC_PROGRESS_FPS overrides. */
+/* restic's progress interval: 10 updates/s on a terminal or with --json,
+ * none otherwise or with -q; RESTIC_PROGRESS_FPS (at most 60) overrides. */
 static double progress_interval(const ui *u)
 {
     const char *fps = getenv("RESTIC_PROGRESS_FPS");
     double f = fps ? strtod(fps, NULL) : 0;
     if (f > 0) return 1.0 / (f > 60 ? 60 : f);
     if ((!u->json && !u->tty) || u->verbosity == 0) return 0;
-    return 1.0 / 60;
+    return 1.0 / 10;
 }
 
 /* ---- archiver callbacks ----------------------------------------------------- */

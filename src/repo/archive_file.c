@@ -52,12 +52,27 @@ static slab *slab_get(cr_archiver *a)
 
 static void slab_unref(cr_archiver *a, slab *s)
 {
-    if (!s || atomic_fetch_sub(&s->refs, 1) != 1) return;
+    if (!s) return;
+    int old = atomic_fetch_sub(&s->refs, 1);
+    if (old > 2) return;
     pthread_mutex_lock(&a->slab_mu);
-    s->next = a->slab_free;
-    a->slab_free = s;
-    pthread_cond_signal(&a->slab_free_cv);
+    if (old == 1) {
+        s->next = a->slab_free;
+        a->slab_free = s;
+    }
+    /* also when only the reader's own reference is left: see drop_previous() */
+    pthread_cond_broadcast(&a->slab_free_cv);
     pthread_mutex_unlock(&a->slab_mu);
+}
+
+/* Wait until the savers are done with a slab we still hold, then let go. */
+static void slab_drain(cr_archiver *a, slab *s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&a->slab_mu);
+    while (atomic_load(&s->refs) > 1) pthread_cond_wait(&a->slab_free_cv, &a->slab_mu);
+    pthread_mutex_unlock(&a->slab_mu);
+    slab_unref(a, s);
 }
 
 /* ---- files -------------------------------------------------------------------- */
@@ -248,29 +263,43 @@ static const char *errstr(int e, char *buf, size_t n)
     return buf;
 }
 
-/* Per-reader state kept across files: the current slab and fill level. */
+/* Per-reader state kept across files: the current slab and fill level, and
+ * the previous slab while savers still seal chunks cut from it. */
 typedef struct {
     cr_archiver *a;
     unsigned idx;
     cr_chunker *ch;
-    slab *s;
+    slab *s, *prev;
     size_t pos;
 } reader;
 
 /* Make room for another read, moving the unfinished chunk [start, pos) to
- * the beginning of a fresh slab when the current one is (nearly) full. */
+ * the beginning of a fresh slab when the current one is (nearly) full.  A
+ * reader keeps at most two slabs: before taking a third it waits until the
+ * savers are done with the oldest, so a fast reader cannot run far ahead. */
 static int ensure_room(reader *rd, size_t *start, size_t *first)
 {
     if (rd->s && SLAB_SIZE - rd->pos >= READ_MIN) return 0;
+    slab_drain(rd->a, rd->prev);
+    rd->prev = NULL;
     slab *n = slab_get(rd->a);
     if (!n) return cr_error(-ENOMEM, "out of memory");
     size_t keep = rd->s ? rd->pos - *start : 0;
     if (keep) memcpy(n->data, rd->s->data + *start, keep);
-    slab_unref(rd->a, rd->s);
+    rd->prev = rd->s;
     rd->s = n;
     rd->pos = keep;
     *start = *first = 0;
     return 0;
+}
+
+/* Going idle: hold no slab another reader might need. */
+static void reader_let_go(reader *rd)
+{
+    slab_unref(rd->a, rd->prev);
+    slab_unref(rd->a, rd->s);
+    rd->prev = rd->s = NULL;
+    rd->pos = 0;
 }
 
 /* Read, chunk and hand on the whole file.  Returns 0, or a negative code
@@ -445,9 +474,14 @@ bool arch_small_file(cr_archiver *a, arch_dir *d, size_t idx, const char *path, 
     return true;
 }
 
-static arch_file *file_pop(cr_archiver *a)
+static arch_file *file_pop(cr_archiver *a, reader *rd)
 {
     pthread_mutex_lock(&a->fq_mu);
+    if (!a->fq_head && !a->fq_closed && (rd->s || rd->prev)) {
+        pthread_mutex_unlock(&a->fq_mu);
+        reader_let_go(rd);
+        pthread_mutex_lock(&a->fq_mu);
+    }
     while (!a->fq_head && !a->fq_closed) pthread_cond_wait(&a->fq_nonempty, &a->fq_mu);
     arch_file *f = a->fq_head;
     if (f) {
@@ -478,11 +512,11 @@ static void *reader_main(void *arg)
     reader *rd = arg;
     cr_archiver *a = rd->a;
     arch_file *f;
-    while ((f = file_pop(a))) {
+    while ((f = file_pop(a, rd))) {
         process_file(rd, f);
         file_release(a, f);
     }
-    slab_unref(a, rd->s);
+    reader_let_go(rd);
     cr_chunker_free(rd->ch);
     free(rd);
     return NULL;

@@ -4,6 +4,7 @@
 #include "repo/archiver.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -466,8 +467,14 @@ static int cmp_names(const void *x, const void *y)
 /* The sorted entry names of a directory, copied into the arena. */
 static int read_names(cr_archiver *a, arch_dir *d, const item_paths *p, char ***names, size_t *n)
 {
-    DIR *dir = opendir(p->path);
-    if (!dir) return -errno;
+    /* O_NOFOLLOW: a directory swapped for a symlink since lstat is not followed */
+    int fd = open(p->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!dir) {
+        int e = errno;
+        if (fd >= 0) close(fd);
+        return -e;
+    }
     size_t cnt = 0, cap = 0;
     char **v = NULL;
     struct dirent *de;
