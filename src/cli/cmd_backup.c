@@ -639,10 +639,8 @@ static void split_tags(const cr_strv *in, cr_strv *out, char **store)
     if (!buf) return;
     for (size_t i = 0; i < in->n; i++) {
         strcpy(w, in->v[i]);
-        char *save = NULL;
         char *copy = w;
         w += strlen(in->v[i]) + 1;
-        /* strtok would merge empty fields; restic drops them anyway */
         for (char *p = copy;;) {
             char *comma = strchr(p, ',');
             if (comma) *comma = 0;
@@ -651,7 +649,6 @@ static void split_tags(const cr_strv *in, cr_strv *out, char **store)
             if (!comma) break;
             p = comma + 1;
         }
-        (void)save;
     }
 }
 
@@ -907,10 +904,6 @@ typedef struct {
     char host[256];
 } backup_run;
 
-typedef struct {
-    backup_run *b;
-} scan_arg;
-
 static void *scan_main(void *arg)
 {
     backup_run *b = arg;
@@ -955,14 +948,14 @@ static int build_excluder(backup_run *b)
     return cr_excluder_new(&eo, &b->ex);
 }
 
-static void print_go_list(ui *u, const cr_strv *v)
+static void print_go_list(ui *u, const cr_strv *v, bool scanning)
 {
     cr_buf b = CR_BUF_INIT;
     cr_buf_putc(&b, '[');
     for (size_t i = 0; i < v->n; i++) cr_buf_printf(&b, "%s%s", i ? " " : "", v->v[i]);
     cr_buf_putc(&b, ']');
     cr_buf_nul(&b);
-    ui_v(u, "start scan on %s\n", (const char *)b.data);
+    if (scanning) ui_v(u, "start scan on %s\n", (const char *)b.data);
     ui_v(u, "start backup on %s\n", (const char *)b.data);
     cr_buf_free(&b);
 }
@@ -993,7 +986,7 @@ static int archive_and_save(backup_run *b, const cr_time *timestamp, const cr_ti
     /* The totals only feed the status display and "scan finished" (-v). */
     bool want_scan = b->u.interval > 0 || b->u.verbosity >= 2;
     if (!o->no_scan && !from_stdin && want_scan) b->scanning = pthread_create(&b->scan_thread, NULL, scan_main, b) == 0;
-    if (!g->json) print_go_list(&b->u, &b->targets.v);
+    if (!g->json) print_go_list(&b->u, &b->targets.v, b->scanning);
     b->u.arch = b->arch;
     ui_start_status(&b->u);
     cr_id root;
@@ -1026,22 +1019,11 @@ static int archive_and_save(backup_run *b, const cr_time *timestamp, const cr_ti
     cr_id id;
     bool skipped = o->skip_if_unchanged && b->have_parent && b->parent.has_tree && cr_id_eq(&b->parent.tree, &root);
     if (!o->dry_run && !skipped) {
-        const cr_strv stdin_paths = {0};
-        cr_strv paths = b->targets.v;
-        _cleanup_buf_ cr_buf abs_store = CR_BUF_INIT;
-        cr_strv abs = stdin_paths;
+        /* restic records the targets made absolute, in the given order */
+        cr_strv paths = b->targets.v, abs = {0};
         cr_buf p = CR_BUF_INIT;
-        if (from_stdin) {
-            cr_buf_printf(&p, "/%s", o->stdin_filename);
-            cr_buf_nul(&p);
-            cr_buf c = CR_BUF_INIT;
-            cr_path_clean((const char *)p.data, &c);
-            cr_strv_push(&abs, (const char *)cr_buf_steal(&c, NULL));
-        } else {
-            for (size_t i = 0; i < paths.n; i++) {
-                if (cr_path_abs(paths.v[i], &p) == 0) cr_strv_push(&abs, (const char *)cr_buf_steal(&p, NULL));
-            }
-        }
+        for (size_t i = 0; i < paths.n; i++)
+            if (cr_path_abs(paths.v[i], &p) == 0) cr_strv_push(&abs, (const char *)cr_buf_steal(&p, NULL));
         cr_buf_free(&p);
         snapshot_parts sp = {*timestamp, *backup_start, end, b->host, &abs, &b->tags, &b->excludes_rec,
                              b->have_parent ? &b->parent : NULL, root, &sum, &ws};
