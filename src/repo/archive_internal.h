@@ -54,6 +54,9 @@ struct cr_tnode {
     char *path;           /* leaf: the file/dir to store here */
     char *info_path;      /* inner node: the directory whose metadata it gets */
     char *root;           /* top level only: "/", ".", "..", ... */
+    bool explicit_target; /* leaf named by the user: excludes do not apply to it
+                           * (today's restic; not for entries of "." or of an
+                           * unrolled target) */
     cr_tnode *kids;       /* sorted by name (raw bytes) after cr_tnode_build() */
     size_t nkids, cap;
 };

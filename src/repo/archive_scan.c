@@ -106,7 +106,7 @@ out:
 static void scan_tnode(scanner *s, const cr_tnode *t)
 {
     for (size_t i = 0; i < t->nkids && !cancelled(s); i++) {
-        if (t->kids[i].path) scan_path(s, t->kids[i].path, true);
+        if (t->kids[i].path) scan_path(s, t->kids[i].path, t->kids[i].explicit_target);
         else scan_tnode(s, &t->kids[i]);
     }
 }

@@ -121,29 +121,28 @@ static int root_dir(const char *target, cr_buf *out)
 }
 
 /* restic's tree.add: place target below t along components pc[from..n). */
-static int add_below(cr_tnode *t, const char *target, const char *root, const cr_buf *pc, size_t from, size_t n)
+static int add_below(cr_tnode *t, const char *target, bool explicit_target, const char *root, const cr_buf *pc,
+                     size_t from, size_t n)
 {
     const char *name = nth(pc, from);
     cr_tnode *k = find_kid(t, name);
     if (from + 1 == n) {
-        if (!k) {
-            if (!(k = add_kid(t, name))) return cr_error(-ENOMEM, "out of memory");
-            return set_str(&k->path, target);
-        }
-        if (k->path) return cr_error(CR_E_USAGE, "path is already set for target %s", target);
+        if (!k && !(k = add_kid(t, name))) return cr_error(-ENOMEM, "out of memory");
+        else if (k->path) return cr_error(CR_E_USAGE, "path is already set for target %s", target);
+        k->explicit_target = explicit_target;
         return set_str(&k->path, target);
     }
     if (!k && !(k = add_kid(t, name))) return cr_error(-ENOMEM, "out of memory");
     cr_buf sub = CR_BUF_INIT;
     int r = cr_path_join(&sub, root, name, strlen(name));
     if (r == 0) r = set_str(&k->info_path, (const char *)sub.data);
-    if (r == 0) r = add_below(k, target, (const char *)sub.data, pc, from + 1, n);
+    if (r == 0) r = add_below(k, target, explicit_target, (const char *)sub.data, pc, from + 1, n);
     cr_buf_free(&sub);
     return r;
 }
 
 /* restic's Tree.Add for one cleaned target at the top level. */
-static int add_target(cr_tnode *top, const char *target)
+static int add_target(cr_tnode *top, const char *target, bool explicit_target)
 {
     cr_buf pc = CR_BUF_INIT, root = CR_BUF_INIT, name = CR_BUF_INIT, sub = CR_BUF_INIT;
     size_t n;
@@ -169,9 +168,10 @@ static int add_target(cr_tnode *top, const char *target)
     }
     if (r == 0 && n > 1) {
         r = cr_path_join(&sub, (const char *)root.data, orig, strlen(orig));
-        if (r == 0) r = add_below(k, target, (const char *)sub.data, &pc, 1, n);
+        if (r == 0) r = add_below(k, target, explicit_target, (const char *)sub.data, &pc, 1, n);
         if (r == 0) r = set_str(&k->info_path, (const char *)sub.data);
     } else if (r == 0) {
+        k->explicit_target = explicit_target;
         r = set_str(&k->path, target);
     }
     cr_buf_free(&pc);
@@ -250,6 +250,7 @@ static int unroll(cr_tnode *t)
             free(t->path);
             t->path = NULL;
         }
+        t->explicit_target = false;
     }
     for (size_t i = 0; i < t->nkids; i++) CR_TRY(unroll(&t->kids[i]));
     return 0;
@@ -266,10 +267,12 @@ static void sort_tree(cr_tnode *t)
     for (size_t i = 0; i < t->nkids; i++) sort_tree(&t->kids[i]);
 }
 
-/* restic's resolveRelativeTargets: "." or ".." alone stand for their entries. */
-static int resolve_targets(const char *const *targets, size_t n, char ***out, size_t *nout)
+/* restic's resolveRelativeTargets: "." or ".." alone stand for their entries
+ * (which, unlike the targets themselves, excludes still apply to). */
+static int resolve_targets(const char *const *targets, size_t n, char ***out, bool **explicit_out, size_t *nout)
 {
     char **v = NULL;
+    bool *ex = NULL;
     size_t cnt = 0;
     cr_buf clean = CR_BUF_INIT, pc = CR_BUF_INIT, p = CR_BUF_INIT;
     int r = 0;
@@ -282,13 +285,15 @@ static int resolve_targets(const char *const *targets, size_t n, char ***out, si
         if (r == 0 && !ncomp) r = list_dir((const char *)clean.data, &names, &nn);
         else if (r == 0) nn = 1;
         char **nv = r == 0 ? realloc(v, (cnt + nn + 1) * sizeof *nv) : NULL;
-        if (r == 0 && !nv) r = cr_error(-ENOMEM, "out of memory");
         if (nv) v = nv;
+        bool *ne = nv ? realloc(ex, (cnt + nn + 1) * sizeof *ne) : NULL;
+        if (ne) ex = ne;
+        if (r == 0 && (!nv || !ne)) r = cr_error(-ENOMEM, "out of memory");
         for (size_t k = 0; r == 0 && k < nn; k++) {
             if (names) r = cr_path_join(&p, (const char *)clean.data, names[k], strlen(names[k]));
             const char *s = names ? (const char *)p.data : (const char *)clean.data;
             if (r == 0 && !(v[cnt] = strdup(s))) r = cr_error(-ENOMEM, "out of memory");
-            if (r == 0) cnt++;
+            if (r == 0) ex[cnt++] = names == NULL;
         }
         free_names(names, names ? nn : 0);
     }
@@ -296,6 +301,7 @@ static int resolve_targets(const char *const *targets, size_t n, char ***out, si
     cr_buf_free(&pc);
     cr_buf_free(&p);
     *out = v;
+    *explicit_out = ex;
     *nout = cnt;
     return r;
 }
@@ -304,14 +310,16 @@ int cr_tnode_build(const char *const *targets, size_t n, cr_tnode *root)
 {
     memset(root, 0, sizeof *root);
     char **clean = NULL;
+    bool *explicit_target = NULL;
     size_t nclean = 0;
-    int r = resolve_targets(targets, n, &clean, &nclean);
+    int r = resolve_targets(targets, n, &clean, &explicit_target, &nclean);
     for (size_t i = 0; r == 0 && i < nclean; i++) {
         bool dup = false;
         for (size_t k = 0; k < i && !dup; k++) dup = !strcmp(clean[k], clean[i]);
-        if (!dup) r = add_target(root, clean[i]);
+        if (!dup) r = add_target(root, clean[i], explicit_target[i]);
     }
     free_names(clean, nclean);
+    free(explicit_target);
     if (r == 0) r = unroll(root);
     if (r == 0) sort_tree(root);
     if (r < 0) tnode_clear(root);

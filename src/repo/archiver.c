@@ -606,7 +606,7 @@ static int walk_tnode(cr_archiver *a, arch_dir *d, const cr_tnode *t, const char
         }
         if ((r = cr_path_abs(k->path, &abs)) < 0) break;
         item_paths p = {k->path, (const char *)abs.data, (const char *)sn.data};
-        process_entry(a, d, i, &p, prev, true, &warn);
+        process_entry(a, d, i, &p, prev, k->explicit_target, &warn);
     }
     cr_buf_free(&sn);
     cr_buf_free(&abs);

@@ -148,6 +148,10 @@ expect_same "$T/sel.rs" "$T/sel.cr" "--dry-run -vv lists the same items as resti
 expect_exit 0 cr -r "$REPO" backup src "${EXARGS[@]}" --tag ex
 expect_exit 0 rs -r "$REPO" backup src "${EXARGS[@]}" --tag ex2
 expect_true "excluded backup: same tree as restic's" test "$(latest_tree "$REPO" ex)" = "$(latest_tree "$REPO" ex2)"
+(cd src && cr -r "$REPO" backup . --exclude special --exclude '*.bin' --tag dot >/dev/null 2>&1 &&
+    rs -r "$REPO" backup . --exclude special --exclude '*.bin' --tag dot2 >/dev/null 2>&1)
+expect_true "target '.': its entries are not explicit, excludes apply to them (same tree as restic)" \
+    test "$(latest_tree "$REPO" dot)" = "$(latest_tree "$REPO" dot2)"
 rs -r "$REPO" --no-lock cat snapshot "$(latest_id "$REPO" ex)" >"$T/ex.json"
 expect_true "snapshot records the --exclude patterns (as restic)" "$PY" -c 'import json,sys
 assert json.load(open(sys.argv[1]))["excludes"]==["/nowhere/*"]' "$T/ex.json"

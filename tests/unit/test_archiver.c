@@ -121,13 +121,14 @@ static void test_path_helpers(void **state)
 
 /* ---- target layout ----------------------------------------------------------------- */
 
-/* "name(path|info)[kids]" for comparison */
+/* "name=path" (a target named by the user), "name~path" (an entry added
+ * for "." or an unrolled target), "name@info{kids}" for comparison */
 static void describe(const cr_tnode *t, cr_buf *out)
 {
     for (size_t i = 0; i < t->nkids; i++) {
         const cr_tnode *k = &t->kids[i];
         cr_buf_printf(out, "%s%s", i ? " " : "", k->name);
-        if (k->path) cr_buf_printf(out, "=%s", k->path);
+        if (k->path) cr_buf_printf(out, "%s%s", k->explicit_target ? "=" : "~", k->path);
         if (k->info_path) cr_buf_printf(out, "@%s", k->info_path);
         if (k->nkids) {
             cr_buf_puts(out, "{");
@@ -177,11 +178,11 @@ static void test_layout(void **state)
     check_layout(two_abs, 3, "p@/p{q=/p/q r=/p/r} s=/s");
     /* a target inside another target: the outer one lists its other entries */
     const char *inner[] = {"../top", "../top/in"};
-    check_layout(inner, 2, "top@../top{f=../top/f in=../top/in}");
+    check_layout(inner, 2, "top@../top{f~../top/f in=../top/in}");
     /* "." stands for its entries */
     assert_int_equal(chdir(tmpdir), 0);
     const char *dot[] = {"."};
-    check_layout(dot, 1, "top=top w=w x=x");
+    check_layout(dot, 1, "top~top w~w x~x");
     assert_int_equal(chdir(cwd), 0);
 }
 
