@@ -6,7 +6,8 @@
 #         directory filter (paths inside the snapshot: /src/sub).
 #  cat    config, masterkey, snapshot (full and short ID), key, lock: JSON
 #         parsed and compared; index: the decrypted (decompressed) document
-#         byte for byte; pack and blob: by SHA-256 / bytes.
+#         byte for byte; pack and blob: by SHA-256 / bytes; `cat tree
+#         SNAP[:PATH]` (newer syntax) against 0.14's `cat blob` of that tree.
 #  list   keys, snapshots, index, packs, locks, blobs: as sorted sets (restic
 #         0.14 prints one `list blobs` line per index entry, duplicates and
 #         superseded index files included: only the set is compared).
@@ -172,6 +173,34 @@ print(b[0]["id"], b[-1]["id"])' "$OUT" 2>/dev/null)
         fail "$name: could not pick data blobs from the index (harness problem)"
     fi
 done
+# `cat tree SNAPSHOT[:PATH]` (restic >= 0.15 syntax; 0.14 says "invalid type"):
+# the raw tree blob, compared with restic 0.14's `cat blob` of the same tree
+R=$(copy_repo v2-two-snapshots "$T/repos/cat-tree")
+P=$FIXTURE_PASSWORD
+ref env RESTIC_PASSWORD=$P "$RESTIC" --cache-dir "$T/cache-restic" -r "$R" cat snapshot c4395036
+root=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["tree"])' "$OUT" 2>/dev/null)
+subtree_of() { # TREE-JSON-FILE NAME -> subtree id
+    "$PY" -c 'import json,sys
+for n in json.load(open(sys.argv[1]))["nodes"]:
+    if n["name"] == sys.argv[2]: print(n["subtree"])' "$1" "$2" 2>/dev/null
+}
+both cat-tree-ref-root "$R" "$P" cat blob "$root"
+src=$(subtree_of "$S/cat-tree-ref-root.restic" src)
+both cat-tree-ref-src "$R" "$P" cat blob "$src"
+sub=$(subtree_of "$S/cat-tree-ref-src.restic" sub)
+both cat-tree-ref-sub "$R" "$P" cat blob "$sub"
+if [ -n "$root" ] && [ -n "$src" ] && [ -n "$sub" ]; then
+    for spec in "c4395036|root" "latest|root" "latest:/src|src" "c4395036:/src/sub|sub" "latest:src/sub|sub"; do
+        what=${spec%%|*}; which=${spec##*|}
+        RESTIC_PASSWORD=$P expect_exit 0 cr -r "$R" cat tree "$what"
+        cp "$OUT" "$S/cat-tree.crestic"
+        expect_same "$S/cat-tree-ref-$which.restic" "$S/cat-tree.crestic" "cat tree $what: the raw tree blob"
+    done
+    RESTIC_PASSWORD=$P expect_exit 1 cr -r "$R" cat tree latest:/src/no-such-dir
+else
+    fail "cat tree: could not find the reference tree IDs (harness problem)"
+fi
+
 # a lock file (tests/fixtures/samples: a stale non-exclusive lock of repos/v2)
 R=$(copy_repo v2 "$T/repos/cat-lock")
 lockfile=$(ls "$FIXTURES"/samples/lock-* | head -n 1)
