@@ -1,6 +1,7 @@
 /* Backend selection by repository string, and error-context wrappers. */
 #include "backends/backend.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +19,87 @@ const char *cr_filetype_dir(cr_filetype t)
 }
 
 
-/* Known schemes; a string without one is a local path (spec §23.1). */
+/* Known schemes; a string without one is a local path (spec §23.1).
+ * Entries whose (weak) table is not linked in are NULL. */
 static const cr_backend_ops *const backends[] = {
-    &cr_backend_local,
-    &cr_backend_rest,
+    &cr_backend_local, &cr_backend_rest, &cr_backend_s3,  &cr_backend_azure,
+    &cr_backend_rclone, &cr_backend_sftp, &cr_backend_b2, &cr_backend_gs,
 };
 
 static const char *const remote_schemes[] = {"sftp", "s3", "b2", "azure", "gs", "swift", "rclone"};
+
+/* -o options: "ns.key=value" strings, in the order given. */
+static char **options;
+static size_t n_options;
+
+int cr_backend_set_options(const char *const *kv, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strchr(kv[i], '=') || kv[i][0] == '=')
+            return cr_error(CR_E_USAGE, "invalid option \"%s\": expected key=value", kv[i]);
+    for (size_t i = 0; i < n_options; i++) free(options[i]);
+    free(options);
+    options = NULL;
+    n_options = 0;
+    if (!n) return 0;
+    options = calloc(n, sizeof *options);
+    if (!options) return cr_error(-ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        options[i] = strdup(kv[i]);
+        if (!options[i]) return cr_error(-ENOMEM, "out of memory");
+        n_options++;
+    }
+    return 0;
+}
+
+/* Does "ns.key=..." have namespace ns?  On success *key points after "ns.". */
+static bool in_namespace(const char *opt, const char *ns, const char **key)
+{
+    size_t l = strlen(ns);
+    if (strncmp(opt, ns, l) || opt[l] != '.') return false;
+    *key = opt + l + 1;
+    return true;
+}
+
+const char *cr_backend_option(const char *ns, const char *key)
+{
+    const char *found = NULL, *k;
+    size_t kl = strlen(key);
+    for (size_t i = 0; i < n_options; i++)
+        if (in_namespace(options[i], ns, &k) && !strncmp(k, key, kl) && k[kl] == '=') found = k + kl + 1;
+    return found;
+}
+
+int cr_backend_option_uint(const char *ns, const char *key, unsigned def, unsigned min, unsigned max, unsigned *out)
+{
+    const char *v = cr_backend_option(ns, key);
+    *out = def;
+    if (!v) return 0;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (!*v || *end || errno || *v == '-' || n < min || n > max)
+        return cr_error(CR_E_USAGE, "invalid value \"%s\" for option %s.%s: expected a number from %u to %u", v, ns, key, min, max);
+    *out = (unsigned)n;
+    return 0;
+}
+
+/* Options of this backend's namespace must be ones it knows (as restic). */
+static int check_options(const cr_backend_ops *ops)
+{
+    const char *k;
+    for (size_t i = 0; i < n_options; i++) {
+        if (!in_namespace(options[i], ops->scheme, &k)) continue;
+        size_t kl = (size_t)(strchr(k, '=') - k);
+        bool known = false;
+        for (const char *const *o = ops->options; o && *o && !known; o++)
+            known = strlen(*o) == kl && !strncmp(*o, k, kl);
+        if (!known)
+            return cr_error(CR_E_USAGE, "invalid backend option \"%.*s\": %s has no such option", (int)(strchr(options[i], '=') - options[i]),
+                            options[i], ops->scheme);
+    }
+    return 0;
+}
 
 static int pick(const char *location, const cr_backend_ops **ops, const char **rest)
 {
@@ -32,7 +107,7 @@ static int pick(const char *location, const cr_backend_ops **ops, const char **r
     if (colon) {
         size_t len = (size_t)(colon - location);
         for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
-            if (strlen(backends[i]->scheme) == len && !memcmp(backends[i]->scheme, location, len)) {
+            if (backends[i] && strlen(backends[i]->scheme) == len && !memcmp(backends[i]->scheme, location, len)) {
                 *ops = backends[i];
                 *rest = colon + 1;
                 return 0;
@@ -51,6 +126,7 @@ static int open_or_create(const char *location, bool create, cr_backend **out)
     const cr_backend_ops *ops = NULL;
     const char *rest = NULL;
     CR_TRY(pick(location, &ops, &rest));
+    CR_TRY(check_options(ops));
     int r = create ? ops->create(rest, out) : ops->open(rest, out);
     if (r < 0) return r;
     (*out)->ops = ops;

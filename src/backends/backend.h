@@ -49,6 +49,10 @@ typedef struct {
     /* Every object of a type, with its size.  Missing folders list as empty;
      * names that are not 64 lower-case hex (temporary files) are skipped. */
     int (*list)(cr_backend *b, cr_filetype t, cr_list_cb cb, void *ud);
+    /* Extended options this backend knows, without its "<scheme>." prefix
+     * (NULL-terminated; NULL for none).  -o options of this backend's
+     * namespace that are not listed are refused at open. */
+    const char *const *options;
 } cr_backend_ops;
 
 struct cr_backend {
@@ -56,6 +60,17 @@ struct cr_backend {
     char *location; /* as given, for messages */
     unsigned connections; /* parallel requests worth making */
 };
+
+/* Extended options (-o key=value, e.g. "s3.region=eu-west-1"), set once by
+ * the CLI before a backend is opened; the strings are copied.  A string
+ * without '=' is CR_E_USAGE. */
+int cr_backend_set_options(const char *const *kv, size_t n);
+/* The value of option "<ns>.<key>" (e.g. cr_backend_option("s3", "region")),
+ * or NULL when not given.  The last one given wins. */
+const char *cr_backend_option(const char *ns, const char *key);
+/* A numeric option in [min, max], def when absent; a malformed or
+ * out-of-range value is CR_E_USAGE naming the option. */
+int cr_backend_option_uint(const char *ns, const char *key, unsigned def, unsigned min, unsigned max, unsigned *out);
 
 /* Pick the backend for a repository string ("/path", "local:path", "rest:...",
  * ...) and open or create it.  Unknown schemes: CR_E_USAGE. */
@@ -72,5 +87,13 @@ int cr_be_list(cr_backend *b, cr_filetype t, cr_list_cb cb, void *ud);
 
 extern const cr_backend_ops cr_backend_local;
 extern const cr_backend_ops cr_backend_rest;
+/* Each remote backend lives in its own file; the table in backend.c refers
+ * to them weakly, so a scheme whose file is absent reports "not supported". */
+extern const cr_backend_ops cr_backend_s3 __attribute__((weak));
+extern const cr_backend_ops cr_backend_azure __attribute__((weak));
+extern const cr_backend_ops cr_backend_rclone __attribute__((weak));
+extern const cr_backend_ops cr_backend_sftp __attribute__((weak));
+extern const cr_backend_ops cr_backend_b2 __attribute__((weak));
+extern const cr_backend_ops cr_backend_gs __attribute__((weak));
 
 #endif

@@ -113,13 +113,14 @@ static int parse_location(const char *loc, rest_location *l)
 
 /* ---- open / create / close ------------------------------------------------ */
 
-static unsigned connections_setting(void)
+/* -o rest.connections=N; the environment variable stays for older test scripts. */
+static int connections_setting(unsigned *out)
 {
-    /* Until `-o rest.connections=N` is plumbed through, the environment decides. */
     const char *s = getenv("CRESTIC_REST_CONNECTIONS");
     char *end;
     unsigned long v = s && *s ? strtoul(s, &end, 10) : 0;
-    return s && *s && !*end && v >= 1 && v <= 128 ? (unsigned)v : DEFAULT_CONNECTIONS;
+    unsigned def = s && *s && !*end && v >= 1 && v <= 128 ? (unsigned)v : DEFAULT_CONNECTIONS;
+    return cr_backend_option_uint("rest", "connections", def, 1, 128, out);
 }
 
 static int display_location(const char *loc, char **out)
@@ -150,13 +151,13 @@ static int rest_open(const char *loc, cr_backend **out)
         r = cr_http_new(&cfg, &rb->http);
     }
     if (r == 0) r = display_location(loc, &rb->base.location);
+    if (r == 0) r = connections_setting(&rb->base.connections);
     if (r < 0) {
         if (rb) rest_close(&rb->base);
         location_free(&l);
         return r;
     }
     rb->base_url = CR_TAKE_PTR(l.base_url);
-    rb->base.connections = connections_setting();
     location_free(&l);
     *out = &rb->base;
     return 0;
@@ -360,4 +361,5 @@ const cr_backend_ops cr_backend_rest = {
     .save = rest_save,
     .remove = rest_remove,
     .list = rest_list,
+    .options = (const char *const[]){"connections", NULL},
 };

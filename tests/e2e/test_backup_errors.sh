@@ -111,14 +111,24 @@ for _ in 1 2 3 4 5; do
 done
 [ $CAUGHT = 1 ] || skip "could not catch restic check holding its exclusive lock"
 
+# The backup reads --stdin from a producer that sends 48 MiB and then stays
+# silent, so the signal always arrives while the backup is still running
+# (a tree backup could finish before the signal on a fast machine).
 for sig in INT TERM; do
     N=$(snapshot_count)
-    RESTIC_CACHE_DIR="$T/cache-crestic" "$CRESTIC" -r "$REPO" backup "$T/big" --force >"$T/int.out" 2>"$T/int.err" &
+    mkfifo "$T/fifo-$sig"
+    { head -c 50331648 /dev/urandom; sleep 60; } >"$T/fifo-$sig" &
+    PRODUCER=$!
+    bg_register "$PRODUCER"
+    RESTIC_CACHE_DIR="$T/cache-crestic" "$CRESTIC" -r "$REPO" backup --stdin --stdin-filename big.bin \
+        <"$T/fifo-$sig" >"$T/int.out" 2>"$T/int.err" &
     PID=$!
-    for _ in $(seq 1 200); do [ -n "$(ls "$REPO/locks" 2>/dev/null)" ] && break; sleep 0.02; done
-    sleep 0.5
+    for _ in $(seq 1 500); do [ -n "$(ls "$REPO/locks" 2>/dev/null)" ] && break; sleep 0.02; done
+    # wait until the 48 MiB were read (data packs appear), then interrupt
+    for _ in $(seq 1 500); do [ "$(find "$REPO/data" -type f -newer "$T/fifo-$sig" | wc -l)" -gt 0 ] && break; sleep 0.02; done
     kill -$sig $PID
     RC=0; wait $PID || RC=$?
+    pkill -P "$PRODUCER" sleep 2>/dev/null; kill "$PRODUCER" 2>/dev/null; wait "$PRODUCER" 2>/dev/null
     expect_true "SIG$sig: exit 130 (got $RC)" test "$RC" = 130
     expect_true "SIG$sig: no snapshot written" test "$(snapshot_count)" = "$N"
     expect_true "SIG$sig: lock removed" test -z "$(ls "$REPO/locks")"
