@@ -726,7 +726,7 @@ static void dry_close(cr_backend *b)
     cr_backend_close(((dry_backend *)b)->inner);
     free(b);
 }
-static const cr_backend_ops dry_ops = {"dry-run", NULL, NULL, dry_close, dry_stat, dry_load, dry_save, dry_remove, dry_list};
+static const cr_backend_ops dry_ops = {"dry-run", NULL, NULL, dry_close, dry_stat, dry_load, dry_save, dry_remove, dry_list, NULL};
 
 static int make_dry(cr_repo *r)
 {

@@ -128,7 +128,7 @@ for sig in INT TERM; do
     for _ in $(seq 1 500); do [ "$(find "$REPO/data" -type f -newer "$T/fifo-$sig" | wc -l)" -gt 0 ] && break; sleep 0.02; done
     kill -$sig $PID
     RC=0; wait $PID || RC=$?
-    pkill -P "$PRODUCER" sleep 2>/dev/null; kill "$PRODUCER" 2>/dev/null; wait "$PRODUCER" 2>/dev/null
+    pkill -P "$PRODUCER" sleep 2>/dev/null; { kill "$PRODUCER"; wait "$PRODUCER"; } 2>/dev/null
     expect_true "SIG$sig: exit 130 (got $RC)" test "$RC" = 130
     expect_true "SIG$sig: no snapshot written" test "$(snapshot_count)" = "$N"
     expect_true "SIG$sig: lock removed" test -z "$(ls "$REPO/locks")"
