@@ -20,8 +20,14 @@ PACKAGES=(
     tzdata                                    # local-time output tests (TZ=Asia/Kolkata, ...)
     rclone                                    # REST test server (rclone serve restic), loopback only
     openssl curl                              # self-signed TLS certificate and readiness checks in backend tests
+    openssh-client openssh-server             # SFTP backend and its test server (a private sshd on loopback)
+    swift-proxy swift-object swift-container swift-account python3-swift  # S3 test server (Swift + s3api, checks SigV4)
     ca-certificates git
 )
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    PACKAGES+=(nodejs npm)                    # only when the machine has no Node.js of its own
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -31,7 +37,22 @@ for p in "${PACKAGES[@]}"; do
     fi
 done
 
+# npm test servers (s3rver, azurite), into .deps/npm of the checkout; nothing
+# when they are already there.  node/npm come from the machine, or Debian.
+npm_servers() {
+    local root dir
+    root=$(cd "$(dirname "$0")/.." && pwd)
+    dir=$root/.deps/npm
+    [ -e "$dir/node_modules/s3rver/package.json" ] && [ -e "$dir/node_modules/azurite/package.json" ] && return 0
+    command -v npm >/dev/null 2>&1 || { echo "install-deps: npm not found" >&2; return 1; }
+    mkdir -p "$dir"
+    echo "install-deps: npm install s3rver@3.7.1 azurite@3.35.0 (test servers, into .deps/npm)"
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error --prefix "$dir" s3rver@3.7.1 azurite@3.35.0 >"$dir/install.log" 2>&1) ||
+        { tail -n 20 "$dir/install.log" >&2; echo "install-deps: npm install failed" >&2; return 1; }
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+    npm_servers
     exit 0
 fi
 
@@ -57,4 +78,5 @@ if ! $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log
     echo "install-deps: apt-get install failed" >&2
     exit 1
 fi
+npm_servers
 echo "install-deps: done"

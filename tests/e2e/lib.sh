@@ -34,6 +34,14 @@
 #   need_restic                   skip the whole script when restic is absent
 #                                 (a failure when CI=true: CI must never skip)
 #   finish                        print "N passed, N failed" and exit
+#   Test servers (backend tests):
+#   $NPM_DIR                      node_modules of the npm test servers (.deps/npm)
+#   free_port                     an unused TCP port on 127.0.0.1
+#   wait_tcp PORT [SECONDS]       until 127.0.0.1:PORT accepts (default 10 s)
+#   tls_cert DIR                  self-signed cert for 127.0.0.1/localhost:
+#                                 DIR/cert.pem DIR/key.pem
+#   need_server_tool DESC CMD     skip the script (fail under CI=true) when
+#                                 CMD is not runnable
 #
 # Environment that could leak into the programs (RESTIC_*) is cleared, TZ is
 # UTC and LC_ALL is C, so outputs that contain local times are comparable.
@@ -334,6 +342,32 @@ for s in json.load(sys.stdin) or []: print(s["id"])'
 
 # manifest DIR [manifest options...] -> prints the manifest
 manifest() { "$PY" "$TOOLS/manifest.py" "$@"; }
+
+# ---- test servers -----------------------------------------------------------
+NPM_DIR=$REPO_ROOT/.deps/npm/node_modules
+export NPM_DIR
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_tcp() { # PORT [SECONDS]
+    local i n=$(( ${2:-10} * 20 ))
+    for i in $(seq "$n"); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    return 1
+}
+tls_cert() { # DIR
+    mkdir -p "$1"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+        -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+        -keyout "$1/key.pem" -out "$1/cert.pem" >/dev/null 2>&1
+}
+need_server_tool() { # DESC CMD...
+    local desc=$1; shift
+    "$@" >/dev/null 2>&1 && return 0
+    if [ "${CI:-}" = true ]; then fail "$desc is missing: run scripts/install-deps.sh"; finish; fi
+    skip "$TEST_NAME: $desc is missing (scripts/install-deps.sh installs it)"
+    finish
+}
 
 # Background helpers killed on exit
 _BG_PIDS=""
