@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "util/cleanup.h"
@@ -169,6 +170,17 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
+/* Header lines of every answer arrive here (interim 1xx ones too): a status
+ * line starts the set afresh, so the final answer's lines remain. */
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    cr_buf *b = ud;
+    size_t len = size * n;
+    if (len >= 5 && !memcmp(p, "HTTP/", 5)) cr_buf_reset(b);
+    if (cr_buf_append(b, p, len) < 0) return 0;
+    return len;
+}
+
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
     return cancelled() ? 1 : 0;
@@ -239,6 +251,8 @@ static void setup(cr_http *h, CURL *c, const cr_http_req *req, struct curl_slist
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp->body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &resp->headers);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     if (h->username) {
         curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
@@ -267,6 +281,7 @@ static CURLcode attempt(cr_http *h, const cr_http_req *req, struct curl_slist *h
     CURL *c = borrow_handle(h);
     if (!c) return CURLE_OUT_OF_MEMORY;
     cr_buf_reset(&resp->body);
+    cr_buf_reset(&resp->headers);
     resp->status = 0;
     resp->content_length = -1;
     resp->content_type[0] = 0;
@@ -371,8 +386,8 @@ int cr_http_request(cr_http *h, const cr_http_req *req, cr_http_resp *resp)
     int r;
     for (;;) {
         CURLcode rc = attempt(h, req, headers, range, resp, errbuf);
-        if (rc == CURLE_OK && !status_is_transient(resp->status)) { r = 0; break; }
-        if (rc != CURLE_OK && transport_error_is_permanent(rc)) { r = transport_error(req, rc, errbuf); break; }
+        if (rc == CURLE_OK && (!status_is_transient(resp->status) || req->no_retry)) { r = 0; break; }
+        if (rc != CURLE_OK && (transport_error_is_permanent(rc) || req->no_retry)) { r = transport_error(req, rc, errbuf); break; }
         double wait = jittered(interval);
         if (now_seconds() - start + wait > h->retry_max_seconds) {
             r = rc != CURLE_OK ? transport_error(req, rc, errbuf) : cr_http_status_error(req, resp);
@@ -392,6 +407,30 @@ int cr_http_request(cr_http *h, const cr_http_req *req, cr_http_resp *resp)
 void cr_http_resp_free(cr_http_resp *resp)
 {
     cr_buf_free(&resp->body);
+    cr_buf_free(&resp->headers);
+}
+
+bool cr_http_resp_header(const cr_http_resp *resp, const char *name, char *out, size_t n)
+{
+    const char *p = (const char *)resp->headers.data, *end = p + resp->headers.len;
+    size_t nl = strlen(name);
+    bool found = false;
+    while (p && p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = eol ? eol : end;
+        if ((size_t)(line_end - p) > nl && p[nl] == ':' && !strncasecmp(p, name, nl)) {
+            const char *v = p + nl + 1, *ve = line_end;
+            while (v < ve && (*v == ' ' || *v == '\t')) v++;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+            found = (size_t)(ve - v) < n;
+            if (found) {
+                memcpy(out, v, (size_t)(ve - v));
+                out[ve - v] = 0;
+            }
+        }
+        p = eol ? eol + 1 : end;
+    }
+    return found;
 }
 
 /* ---- messages --------------------------------------------------------------- */

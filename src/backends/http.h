@@ -59,6 +59,8 @@ typedef struct {
     size_t body_len;
     bool range;                 /* send Range: bytes=range_off-(range_off+range_len-1) */
     uint64_t range_off, range_len; /* range_len 0: to the end */
+    bool no_retry;              /* one attempt: transient statuses (5xx, 429, 408) are handed back
+                                 * and transport failures fail at once (the caller recovers itself) */
 } cr_http_req;
 
 typedef struct {
@@ -66,6 +68,7 @@ typedef struct {
     int64_t content_length; /* -1 when the server sent none */
     char content_type[128];
     cr_buf body;            /* GET/POST answer body (also for error statuses) */
+    cr_buf headers;         /* the final answer's header lines, raw (see cr_http_resp_header) */
 } cr_http_resp;
 
 /* Perform a request with retries.  0 when the server answered with a status
@@ -75,6 +78,10 @@ typedef struct {
  * TLS, timeout) or when retries ran out. */
 int cr_http_request(cr_http *h, const cr_http_req *req, cr_http_resp *resp);
 void cr_http_resp_free(cr_http_resp *resp);
+/* The value of the answer's header `name` (case-insensitive; the last one
+ * wins), without surrounding blanks, into out[n]; false when absent or
+ * longer than n-1 bytes. */
+bool cr_http_resp_header(const cr_http_resp *resp, const char *name, char *out, size_t n);
 
 /* A message "<METHOD> <url>: <status> <reason>[: <server text>]" and a code
  * for an unexpected status: -ENOENT for 404, -EACCES for 401/403, -EIO for
