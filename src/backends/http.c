@@ -355,11 +355,16 @@ static bool backoff_sleep(double seconds)
     }
 }
 
+static const char *shown_url(const cr_http_req *req)
+{
+    return req->display_url ? req->display_url : req->url;
+}
+
 static int transport_error(const cr_http_req *req, CURLcode rc, const char *errbuf)
 {
     if (rc == CURLE_ABORTED_BY_CALLBACK && cancelled()) return cr_error(CR_E_INTERRUPTED, "interrupted");
-    if (rc == CURLE_OUT_OF_MEMORY || rc == CURLE_WRITE_ERROR) return cr_error(-ENOMEM, "%s %s: out of memory", req->method, req->url);
-    return cr_error(-EIO, "%s %s: %s", req->method, req->url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    if (rc == CURLE_OUT_OF_MEMORY || rc == CURLE_WRITE_ERROR) return cr_error(-ENOMEM, "%s %s: out of memory", req->method, shown_url(req));
+    return cr_error(-EIO, "%s %s: %s", req->method, shown_url(req), errbuf[0] ? errbuf : curl_easy_strerror(rc));
 }
 
 static void describe_failure(char *out, size_t n, CURLcode rc, const char *errbuf, const cr_http_resp *resp)
@@ -396,7 +401,7 @@ int cr_http_request(cr_http *h, const cr_http_req *req, cr_http_resp *resp)
         }
         char what[CURL_ERROR_SIZE + 32];
         describe_failure(what, sizeof what, rc, errbuf, resp);
-        fprintf(stderr, "%s %s: %s, retrying in %.1f s\n", req->method, req->url, what, wait);
+        fprintf(stderr, "%s %s: %s, retrying in %.1f s\n", req->method, shown_url(req), what, wait);
         if (!backoff_sleep(wait)) { r = cr_error(CR_E_INTERRUPTED, "interrupted"); break; }
         interval = interval * BACKOFF_FACTOR > BACKOFF_MAX ? BACKOFF_MAX : interval * BACKOFF_FACTOR;
     }
@@ -477,7 +482,7 @@ int cr_http_status_error(const cr_http_req *req, const cr_http_resp *resp)
     char text[160];
     server_text(&resp->body, text, sizeof text);
     const char *reason = reason_phrase(resp->status);
-    return cr_error(code, "%s %s: %ld%s%s%s%s", req->method, req->url, resp->status, *reason ? " " : "", reason,
+    return cr_error(code, "%s %s: %ld%s%s%s%s", req->method, shown_url(req), resp->status, *reason ? " " : "", reason,
                     text[0] ? ": " : "", text);
 }
 

@@ -54,6 +54,7 @@ void cr_http_free(cr_http *h);
 typedef struct {
     const char *method;         /* GET, HEAD, POST, PUT, DELETE */
     const char *url;            /* without credentials; used in messages */
+    const char *display_url;    /* shown in messages instead of url when set (url carries a token) */
     const char *const *headers; /* NULL-terminated "Name: value" lines, or NULL */
     const void *body;           /* request body (POST/PUT), from memory */
     size_t body_len;
