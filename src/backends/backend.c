@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "util/error.h"
+#include "util/id.h"
 
 static const char *const type_dirs[CR_FILE_NTYPES] = {
     [CR_FILE_CONFIG] = "", [CR_FILE_KEY] = "keys", [CR_FILE_PACK] = "data",
@@ -183,9 +186,26 @@ int cr_be_load(cr_backend *b, cr_filetype t, const char *name, uint64_t off, uin
     return r;
 }
 
+/* Every object but the config is named by the SHA-256 of its content: a
+ * save that breaks this (a bug, or memory gone bad) is refused before it
+ * can reach storage, whatever the backend. */
+static int check_content_name(cr_filetype t, const char *name, const void *data, size_t n)
+{
+    if (t == CR_FILE_CONFIG) return 0;
+    uint8_t sum[32];
+    char hex[65];
+    unsigned len = 0;
+    if (!EVP_Digest(data, n, sum, &len, EVP_sha256(), NULL)) return cr_error(-EIO, "SHA-256 failed");
+    cr_hex_encode(sum, sizeof sum, hex);
+    if (strcmp(hex, name))
+        return cr_error(CR_E_AUTH, "refusing to save: the content's SHA-256 is %.10s..., not the object's name", hex);
+    return 0;
+}
+
 int cr_be_save(cr_backend *b, cr_filetype t, const char *name, const void *data, size_t n)
 {
-    int r = b->ops->save(b, t, name, data, n);
+    int r = check_content_name(t, name, data, n);
+    if (r == 0) r = b->ops->save(b, t, name, data, n);
     if (r < 0) {
         char what[128];
         describe(what, sizeof what, t, name);
