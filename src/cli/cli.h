@@ -96,6 +96,12 @@ int cr_cli_read_password(cr_global *g, const char *prompt, bool confirm, cr_buf 
 /* Take a lock unless --no-lock; prints and returns an exit code on failure. */
 int cr_cli_lock(cr_global *g, cr_repo *r, bool exclusive, cr_lock **out);
 
+/* prune with prune's flags (argv without the command name) on a repository
+ * the caller opened and locked exclusively: forget --prune, one key
+ * derivation and one lock for both.  Prints as prune does; returns prune's
+ * exit code. */
+int cr_cli_prune_repo(cr_global *g, cr_repo *r, int argc, char **argv);
+
 /* Print "Fatal: <message>" (or a JSON error with --json) for a negative code
  * and map it to the exit code. */
 int cr_cli_fail(cr_global *g, int err);

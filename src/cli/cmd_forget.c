@@ -20,8 +20,6 @@
 #include "util/json.h"
 
 extern const cr_command cr_cmd_forget;
-/* Written elsewhere; NULL until it is linked in (see main.c). */
-extern const cr_command cr_cmd_prune __attribute__((weak));
 
 /* ---- options -------------------------------------------------------------- */
 
@@ -693,10 +691,9 @@ static int apply_policy(forget_run *fr, snapshot_vec *all)
     return e;
 }
 
-/* restic runs prune on the same repository right after; here it is the
- * prune command (which takes its own lock), when it is linked in.  Returns
- * prune's exit code. */
-static int run_prune(forget_run *fr)
+/* restic runs prune right after, on the same open repository and under the
+ * same exclusive lock.  Returns prune's exit code. */
+static int run_prune(forget_run *fr, cr_repo *r)
 {
     cr_global *g = fr->g;
     const forget_opts *o = fr->o;
@@ -711,7 +708,7 @@ static int run_prune(forget_run *fr)
     if (o->dry_run) argv[argc++] = "--dry-run";
     argv[argc] = NULL;
     fflush(stdout);
-    return cr_cmd_prune.run(g, argc, argv);
+    return cr_cli_prune_repo(g, r, argc, argv);
 }
 
 static int forget_locked(forget_run *fr, cr_repo *r, char **args, int nargs)
@@ -753,12 +750,9 @@ static int forget(cr_global *g, const forget_opts *o, const cr_forget_policy *po
     forget_run fr = {.g = g, .o = o, .policy = policy};
     int e = cr_buf_putc(&fr.json, '[');
     if (e >= 0) e = forget_locked(&fr, r, args, nargs);
+    if (e >= 0 && o->prune && fr.remove.n) rc = run_prune(&fr, r);
     cr_lock_release(lock);
     cr_repo_close(r);
-    if (e >= 0 && o->prune && fr.remove.n) {
-        if (&cr_cmd_prune) rc = run_prune(&fr);
-        else e = cr_error(CR_E_UNSUPPORTED, "prune is not available yet");
-    }
     cr_buf_free(&fr.json);
     free(fr.remove.v);
     return e < 0 ? cr_cli_fail(g, e) : rc;

@@ -200,41 +200,63 @@ static int prune_locked(cr_global *g, cr_repo *r, const prune_flags *f, const cr
     return e;
 }
 
-static int run_prune(cr_global *g, int argc, char **argv)
+/* prune's flags from argv; 0, 1 after --help, or a negative error. */
+static int parse_prune_flags(cr_global *g, int argc, char **argv, prune_flags *f)
 {
-    prune_flags f = {.max_unused = "5%"};
+    *f = (prune_flags){.max_unused = "5%"};
     const cr_flag flags[] = {
-        {"dry-run", 'n', CR_FLAG_BOOL, &f.dry_run, "do not modify the repository, just print what would be done", NULL},
-        {"max-repack-size", 0, CR_FLAG_STRING, &f.max_repack_size, "maximum size to repack (allowed suffixes: k/K, m/M, g/G, t/T)", "size"},
-        {"max-unused", 0, CR_FLAG_STRING, &f.max_unused, "tolerate given limit of unused data (absolute value in bytes with suffixes k/K, m/M, g/G, t/T, a value in % or the word 'unlimited') (default \"5%\")", "limit"},
-        {"repack-cacheable-only", 0, CR_FLAG_BOOL, &f.repack_cacheable_only, "only repack packs which are cacheable", NULL},
-        {"repack-small", 0, CR_FLAG_BOOL, &f.repack_small, "repack pack files below 80% of target pack size", NULL},
-        {"repack-uncompressed", 0, CR_FLAG_BOOL, &f.repack_uncompressed, "repack all uncompressed data", NULL},
-        {"unsafe-recover-no-free-space", 0, CR_FLAG_STRING, &f.unsafe_recover, "UNSAFE, READ THE DOCUMENTATION BEFORE USING! Try to recover a repository stuck with no free space. Do not use without trying out 'prune --max-repack-size 0' first.", "string"},
+        {"dry-run", 'n', CR_FLAG_BOOL, &f->dry_run, "do not modify the repository, just print what would be done", NULL},
+        {"max-repack-size", 0, CR_FLAG_STRING, &f->max_repack_size, "maximum size to repack (allowed suffixes: k/K, m/M, g/G, t/T)", "size"},
+        {"max-unused", 0, CR_FLAG_STRING, &f->max_unused, "tolerate given limit of unused data (absolute value in bytes with suffixes k/K, m/M, g/G, t/T, a value in % or the word 'unlimited') (default \"5%\")", "limit"},
+        {"repack-cacheable-only", 0, CR_FLAG_BOOL, &f->repack_cacheable_only, "only repack packs which are cacheable", NULL},
+        {"repack-small", 0, CR_FLAG_BOOL, &f->repack_small, "repack pack files below 80% of target pack size", NULL},
+        {"repack-uncompressed", 0, CR_FLAG_BOOL, &f->repack_uncompressed, "repack all uncompressed data", NULL},
+        {"unsafe-recover-no-free-space", 0, CR_FLAG_STRING, &f->unsafe_recover, "UNSAFE, READ THE DOCUMENTATION BEFORE USING! Try to recover a repository stuck with no free space. Do not use without trying out 'prune --max-repack-size 0' first.", "string"},
         {NULL, 0, 0, NULL, NULL, NULL},
     };
-    int npos = 0, r = cr_parse_flags(g, &cr_cmd_prune, flags, argc, argv, &npos);
-    if (r == 1) return CR_EXIT_OK;
-    if (r < 0) return cr_cli_fail(g, r);
+    int npos = 0;
+    return cr_parse_flags(g, &cr_cmd_prune, flags, argc, argv, &npos);
+}
+
+/* The prune itself on r, locked exclusively by the caller (or --no-lock).
+ * Returns an exit code. */
+static int prune_exit(cr_global *g, cr_repo *r, const prune_flags *f, const cr_prune_opts *o)
+{
+    int e = prune_locked(g, r, f, o);
+    fflush(stdout);
+    return e < 0 ? cr_cli_fail(g, e) : CR_EXIT_OK;
+}
+
+int cr_cli_prune_repo(cr_global *g, cr_repo *r, int argc, char **argv)
+{
+    prune_flags f;
     cr_prune_opts o;
-    if ((r = build_opts(g, &f, &o)) < 0) return cr_cli_fail(g, r);
+    int e = parse_prune_flags(g, argc, argv, &f);
+    if (e == 1) return CR_EXIT_OK;
+    if (e == 0) e = build_opts(g, &f, &o);
+    if (e == 0) e = check_repo_opts(r, &f);
+    if (e < 0) return cr_cli_fail(g, e);
+    return prune_exit(g, r, &f, &o);
+}
+
+static int run_prune(cr_global *g, int argc, char **argv)
+{
+    prune_flags f;
+    cr_prune_opts o;
+    int e = parse_prune_flags(g, argc, argv, &f);
+    if (e == 1) return CR_EXIT_OK;
+    if (e == 0) e = build_opts(g, &f, &o);
+    if (e < 0) return cr_cli_fail(g, e);
     cr_repo *repo = NULL;
     int rc = cr_cli_open_repo(g, &repo);
     if (rc) return rc;
-    if ((r = check_repo_opts(repo, &f)) < 0) {
-        cr_repo_close(repo);
-        return cr_cli_fail(g, r);
-    }
     cr_lock *lock = NULL;
-    if ((rc = cr_cli_lock(g, repo, true, &lock))) {
-        cr_repo_close(repo);
-        return rc;
-    }
-    r = prune_locked(g, repo, &f, &o);
+    e = check_repo_opts(repo, &f);
+    if (e < 0) rc = cr_cli_fail(g, e);
+    else if ((rc = cr_cli_lock(g, repo, true, &lock)) == 0) rc = prune_exit(g, repo, &f, &o);
     cr_lock_release(lock);
     cr_repo_close(repo);
-    fflush(stdout);
-    return r < 0 ? cr_cli_fail(g, r) : CR_EXIT_OK;
+    return rc;
 }
 
 const cr_command cr_cmd_prune = {"prune", "Remove unneeded data from the repository", "crestic prune [flags]", run_prune};

@@ -234,20 +234,24 @@ expect_true "no lock file left behind" [ "$N_LOCKS" = 0 ]
 section "--prune"
 # The forget part must match restic; what prune prints is prune's own test.
 forget_both "forget --prune" --keep-last 1 -g '' --prune
-if cr help 2>/dev/null | grep -q '^  prune '; then
-    sed '/running prune$/q' "$T/real.ref.out" >"$T/prune.ref"
-    sed '/running prune$/q' "$OUT" >"$T/prune.cand"
-    expect_same "$T/prune.ref" "$T/prune.cand" "forget --prune: output up to prune"
-    expect_grep "$OUT" '^done$' "forget --prune: prune ran"
-    run rs -r "$T/b" check
-    expect_true "restic check passes after crestic forget --prune" [ "$RC" = 0 ]
-else
-    rm -rf "$T/p" && cp -a "$GEN" "$T/p"
-    run cr -r "$T/p" forget --keep-last 1 -g '' --prune
-    expect_true "forget --prune without prune: exit 1" [ "$RC" = 1 ]
-    expect_grep "$ERR" "prune is not available yet" "forget --prune without prune: message"
-    expect_true "forget --prune without prune forgot first" [ "$(ls "$T/p/snapshots" | wc -l)" = 1 ]
-fi
+sed '/running prune$/q' "$T/real.ref.out" >"$T/prune.ref"
+sed '/running prune$/q' "$OUT" >"$T/prune.cand"
+expect_same "$T/prune.ref" "$T/prune.cand" "forget --prune: output up to prune"
+expect_grep "$OUT" '^done$' "forget --prune: prune ran"
+run rs -r "$T/b" check
+expect_true "restic check passes after crestic forget --prune" [ "$RC" = 0 ]
+# prune works on forget's open repository: the password is read once, so the
+# key is derived once (a second open would run the command again).
+rm -rf "$T/p" && cp -a "$GEN" "$T/p"
+printf '#!/bin/sh\necho read >>"%s"\necho "%s"\n' "$T/pw.count" "$FIXTURE_PASSWORD" >"$T/pwcmd.sh"
+chmod +x "$T/pwcmd.sh"
+run env -u RESTIC_PASSWORD RESTIC_CACHE_DIR="$T/cache-crestic" "$CRESTIC" -r "$T/p" \
+    --password-command "$T/pwcmd.sh" forget --keep-last 1 -g '' --prune
+expect_true "forget --prune (password command): exit 0" [ "$RC" = 0 ]
+expect_grep "$OUT" '^done$' "forget --prune (password command): prune ran"
+expect_true "forget --prune opens the repository once ($(wc -l <"$T/pw.count") password reads)" \
+    [ "$(wc -l <"$T/pw.count")" = 1 ]
+expect_true "forget --prune: no lock left behind" [ -z "$(ls "$T/p/locks")" ]
 expect_exit 1 cr -r "$GEN" forget -n --keep-last 1 --max-unused 120%
 expect_grep "$ERR" "percentage for --max-unused must be below 100%" "prune options are checked first"
 
