@@ -12,7 +12,7 @@
  * the account is part of the URL's path), or the local emulator
  * http://127.0.0.1:10000/devstoreaccount1 when the account is
  * devstoreaccount1 (as restic 0.14's SDK did). */
-#include "backends/backend.h"
+#include "backends/azure.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -300,9 +300,9 @@ static int status_error(azure_backend *ab, const az_prepared *p, const cr_http_r
     const char *text = msg.data ? (const char *)msg.data : "";
     int err = resp->status == 404 ? -ENOENT : is_auth_failure(resp) ? -EACCES : resp->status == 416 ? -ERANGE : -EIO;
     if (is_auth_failure(resp))
-        return cr_error(err, "%s %s: %ld %s: access denied: the %s for storage account \"%s\" was refused or lacks permission "
-                             "(check AZURE_ACCOUNT_NAME and %s)", p->req.method, p->shown.data, resp->status,
-                        code[0] ? code : "Forbidden", ab->key_len ? "account key" : "SAS token", ab->account,
+        return cr_error(err, "%s %s: %ld %s: access denied: wrong credentials, or not allowed: storage account \"%s\" "
+                             "refused the %s (check AZURE_ACCOUNT_NAME and %s)", p->req.method, p->shown.data, resp->status,
+                        code[0] ? code : "Forbidden", ab->account, ab->key_len ? "account key" : "SAS token",
                         ab->key_len ? "AZURE_ACCOUNT_KEY" : "AZURE_ACCOUNT_SAS");
     return cr_error(err, "%s %s: %ld%s%s%s%s", p->req.method, p->shown.data, resp->status, code[0] ? " " : "", code,
                     text[0] ? ": " : "", text);
@@ -491,16 +491,33 @@ static int azure_remove(cr_backend *b, cr_filetype t, const char *name)
 /* ---- list ------------------------------------------------------------------- */
 
 /* One <Blob> of a listing: its name's last part and Content-Length. */
-static int list_entry(const cr_xml *item, const char *url, cr_list_cb cb, void *ud)
+static int list_entry(const cr_xml *item, cr_list_cb cb, void *ud)
 {
     _cleanup_buf_ cr_buf name = CR_BUF_INIT;
     uint64_t size;
     if (cr_xml_text(item, "Name", &name) != 1 || cr_xml_u64(item, "Content-Length", &size) != 1)
-        return cr_error(CR_E_FORMAT, "GET %s: malformed <Blob> entry in the listing", url);
+        return cr_error(CR_E_FORMAT, "malformed <Blob> entry in the listing");
     const char *base = strrchr((const char *)name.data, '/');
     base = base ? base + 1 : (const char *)name.data;
     if (!cr_is_hex_name(base, strlen(base))) return 0; /* not one of ours */
     return cb(ud, base, size);
+}
+
+int cr_azure_parse_listing(const void *body, size_t len, cr_list_cb cb, void *ud, cr_buf *next)
+{
+    cr_buf_reset(next);
+    cr_xml doc = cr_xml_of(body, len), all, blobs, item;
+    int r = cr_xml_next(&doc, "EnumerationResults", &all);
+    if (r != 1) return r < 0 ? r : cr_error(CR_E_FORMAT, "the answer is not a blob listing");
+    if ((r = cr_xml_next(&all, "Blobs", &blobs)) < 0) return r;
+    while (r == 1 && (r = cr_xml_next(&blobs, "Blob", &item)) == 1) CR_TRY(list_entry(&item, cb, ud));
+    if (r < 0) return r;
+    /* NextMarker follows </Blobs>: looked for there, so a blob's content cannot fake one. */
+    if ((r = cr_xml_text(&all, "NextMarker", next)) < 0) return r;
+    if (r == 0) cr_buf_reset(next);
+    CR_TRY(cr_buf_nul(next));
+    if (next->len && memchr(next->data, 0, next->len)) return cr_error(CR_E_FORMAT, "NUL character in <NextMarker>");
+    return 0;
 }
 
 /* One page: its entries, and the marker of the next page ("" at the end). */
@@ -517,16 +534,8 @@ static int list_page(azure_backend *ab, const char *prefix, const char *marker, 
     CR_TRY(cr_buf_nul(next));
     if (resp.status == 404) return 0; /* no container: nothing stored yet */
     if (resp.status != 200) return status_error(ab, &p, &resp);
-    cr_xml doc = cr_xml_of(resp.body.data, resp.body.len), all, blobs, item;
-    int r = cr_xml_next(&doc, "EnumerationResults", &all);
-    if (r != 1) return cr_error(CR_E_FORMAT, "GET %s: the answer is not a blob listing", (const char *)p.shown.data);
-    if ((r = cr_xml_next(&all, "Blobs", &blobs)) < 0) return cr_error_ctx(r, "GET %s", (const char *)p.shown.data);
-    while (r == 1 && (r = cr_xml_next(&blobs, "Blob", &item)) == 1) CR_TRY(list_entry(&item, (const char *)p.shown.data, cb, ud));
-    if (r < 0) return cr_error_ctx(r, "GET %s", (const char *)p.shown.data);
-    /* NextMarker follows </Blobs>: look for it there so a blob name cannot fake one. */
-    if ((r = cr_xml_text(&all, "NextMarker", next)) < 0) return cr_error_ctx(r, "GET %s", (const char *)p.shown.data);
-    if (r == 0) cr_buf_reset(next);
-    return cr_buf_nul(next);
+    CR_TRY_CTX(cr_azure_parse_listing(resp.body.data, resp.body.len, cb, ud, next), "GET %s", (const char *)p.shown.data);
+    return 0;
 }
 
 static int azure_list(cr_backend *b, cr_filetype t, cr_list_cb cb, void *ud)
@@ -574,7 +583,7 @@ static int clean_prefix(const char *s, char **out)
 
 static bool valid_container(const char *s, size_t n)
 {
-    if (n == 0 || n > 63) return false;
+    if (n < 3 || n > 63) return false;
     for (size_t i = 0; i < n; i++)
         if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || (s[i] == '$' && i == 0)))
             return false;
@@ -714,12 +723,6 @@ static int setup(azure_backend *ab, const char *loc)
     CR_TRY(urls(ab, container));
     CR_TRY(credentials(ab));
     CR_TRY(settings(ab));
-    if (asprintf(&ab->base.location, "azure:%s:/%s", container, ab->prefix) < 0) {
-        ab->base.location = NULL;
-        return cr_error(-ENOMEM, "out of memory");
-    }
-    size_t l = strlen(ab->base.location);
-    if (l > 7 && ab->base.location[l - 1] == '/' && ab->base.location[l - 2] != ':') ab->base.location[l - 1] = 0;
     cr_http_config cfg = {0};
     return cr_http_new(&cfg, &ab->http);
 }
