@@ -192,7 +192,7 @@ static int gs_call(gs_backend *gb, cr_http_req *req, const char *const *extra, c
         const char *headers[8];
         size_t k = 0;
         headers[k++] = auth;
-        for (; extra && *extra && k < 7; extra++) headers[k++] = *extra;
+        for (size_t i = 0; extra && extra[i] && k < 7; i++) headers[k++] = extra[i];
         headers[k] = NULL;
         req->headers = headers;
         int r = cr_http_request(gb->http, req, resp);

@@ -39,7 +39,7 @@ import argparse
 import base64
 import hashlib
 import json
-import os
+import re
 import secrets
 import sys
 import threading
@@ -148,7 +148,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         st = self.state
         if st.log:
-            st.log.write("%s %s %d\n" % (self.command, self.path.split("?upload_id=")[0], code))
+            st.log.write("%s %s %d\n" % (self.command, re.sub(r"[?&]upload_id=[^&]*", "", self.path), code))
 
     def send_error_json(self, e):
         body = {"error": {"code": e.code, "message": e.message,
