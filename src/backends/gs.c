@@ -114,7 +114,8 @@ int cr_gs_parse_list(const char *text, size_t n, cr_gs_item_cb cb, void *ud, cha
     const cr_json *next = cr_json_get(root, "nextPageToken");
     if (!cr_json_is_nullish(next) && (!cr_json_is(next, CR_JSON_STRING) || strlen(next->str) != next->len))
         return cr_error(CR_E_FORMAT, "\"nextPageToken\" is not a string");
-    CR_TRY(walk_items(cr_json_get(root, "items"), cb, ud));
+    int r = walk_items(cr_json_get(root, "items"), cb, ud);
+    if (r) return r; /* an error, or the callback's request to stop */
     if (cr_json_is(next, CR_JSON_STRING) && next->len && !(*next_page_token = strdup(next->str)))
         return cr_error(-ENOMEM, "out of memory");
     return 0;
