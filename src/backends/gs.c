@@ -337,9 +337,10 @@ static int multipart_body(const char *meta, const void *data, size_t n, const ch
 static int check_uploaded(const cr_http_req *req, const cr_http_resp *resp, size_t n)
 {
     uint64_t size;
-    CR_TRY_CTX(cr_gs_parse_object((const char *)resp->body.data, resp->body.len, &size), "%s %s", req->method, req->url);
+    const char *url = req->display_url ? req->display_url : req->url;
+    CR_TRY_CTX(cr_gs_parse_object((const char *)resp->body.data, resp->body.len, &size), "%s %s", req->method, url);
     if (size != n)
-        return cr_error(-EIO, "%s %s: the server stored %llu bytes instead of %zu", req->method, req->url,
+        return cr_error(-EIO, "%s %s: the server stored %llu bytes instead of %zu", req->method, url,
                         (unsigned long long)size, n);
     return 0;
 }
@@ -368,6 +369,7 @@ typedef struct {
     const uint8_t *data;
     size_t n;
     char *session; /* the session URI (a capability: kept out of messages) */
+    char *display; /* what messages show instead */
     size_t persisted;
     bool done;
 } upload;
@@ -389,7 +391,12 @@ static int session_start(upload *u)
         (strncmp(location, "https://", 8) && strncmp(location, "http://", 7)))
         return cr_error(-EIO, "POST %s: no usable Location for the upload session in the answer", req.url);
     free(u->session);
-    if (!(u->session = strdup(location))) return cr_error(-ENOMEM, "out of memory");
+    free(u->display);
+    u->display = NULL;
+    if (!(u->session = strdup(location)) || asprintf(&u->display, "%s (upload session)", req.url) < 0) {
+        u->display = NULL;
+        return cr_error(-ENOMEM, "out of memory");
+    }
     u->persisted = 0;
     return 0;
 }
@@ -441,7 +448,7 @@ static int session_query(upload *u)
     char range[64];
     snprintf(range, sizeof range, "Content-Range: bytes */%zu", u->n);
     const char *const headers[] = {range, NULL};
-    cr_http_req req = {.method = "PUT", .url = u->session, .headers = headers, .body = "", .body_len = 0};
+    cr_http_req req = {.method = "PUT", .url = u->session, .display_url = u->display, .headers = headers, .body = "", .body_len = 0};
     _cleanup_(cr_http_resp_free) cr_http_resp resp = {0};
     int r = cr_http_request(u->gb->http, &req, &resp);
     if (r < 0) return cr_error(r, "upload of %s: the upload session does not answer", u->object);
@@ -455,7 +462,7 @@ static int send_chunk(upload *u, size_t chunk)
     size_t len = u->n - u->persisted < chunk ? u->n - u->persisted : chunk;
     snprintf(range, sizeof range, "Content-Range: bytes %zu-%zu/%zu", u->persisted, u->persisted + len - 1, u->n);
     const char *const headers[] = {range, "Content-Type: application/octet-stream", NULL};
-    cr_http_req req = {.method = "PUT", .url = u->session, .headers = headers, .body = u->data + u->persisted,
+    cr_http_req req = {.method = "PUT", .url = u->session, .display_url = u->display, .headers = headers, .body = u->data + u->persisted,
                        .body_len = len, .no_retry = true};
     _cleanup_(cr_http_resp_free) cr_http_resp resp = {0};
     int r = cr_http_request(u->gb->http, &req, &resp);
@@ -512,6 +519,7 @@ static int save_resumable(gs_backend *gb, const char *object, const char *meta, 
     upload u = {.gb = gb, .object = object, .meta = meta, .data = data, .n = n};
     int r = resumable_run(&u);
     free(u.session);
+    free(u.display);
     return r;
 }
 
