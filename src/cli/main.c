@@ -104,7 +104,9 @@ static int run_personality(const char *prog, int argc, char **argv)
         return CR_EXIT_FAILURE;
     }
     cr_global g = {.progname = prog};
-    return c->run(&g, argc - 1, argv + 1);
+    int rc = c->run(&g, argc - 1, argv + 1);
+    cr_strv_free(&g.options);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -151,6 +153,7 @@ int main(int argc, char **argv)
         if (i != ci) args[n++] = argv[i];
     cr_global g = {.progname = "crestic"};
     int rc = c->run(&g, n, args);
+    cr_strv_free(&g.options); /* -o values point into argv; the vector is ours */
     free(args);
     fflush(stdout);
     if (ferror(stdout)) return CR_EXIT_FAILURE;
