@@ -9,6 +9,7 @@
 #   - refused login, a dead or chatty ssh: quick, clear failures
 #   - ssh killed during a backup: clean failure, no partial object under a
 #     final name, restic 0.14 still checks the repository
+#   - the backend conformance suite (build/crestic-conformance)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 need_restic
 need_server_tool "OpenSSH server (sshd)" test -x /usr/sbin/sshd
@@ -220,5 +221,17 @@ expect_true "unlock removed the stale lock" bash -c "[ -z \"\$(ls -A '$KR/locks'
 expect_exit 0 r -r "sftp:x:$KR" check
 expect_exit 0 c -r "sftp:x:$KR" backup "$T/big"
 expect_exit 0 r -r "sftp:x:$KR" check --read-data
+
+# ---------------------------------------------------------------------------
+CONF=${CRESTIC_BUILD:-$(dirname "$CRESTIC")}/crestic-conformance
+if [ -x "$CONF" ]; then
+    section "backend conformance suite"
+    # (no fault-injection run: a dropped ssh connection is fatal, as in restic,
+    # and is tested above by killing ssh)
+    expect_exit 0 "$CONF" -o sftp.command="$CMD" "sftp:x:$T/srv/conformance"
+    grep -E '^FAIL' "$OUT" | head -n 10
+else
+    skip "crestic-conformance not built (CRESTIC_TESTS=ON builds it)"
+fi
 
 finish
