@@ -370,8 +370,7 @@ static void error_fields(const cr_http_resp *resp, char *code, size_t ncode, cha
 static bool is_credentials_code(const char *code)
 {
     return !strcmp(code, "SignatureDoesNotMatch") || !strcmp(code, "InvalidAccessKeyId") ||
-           !strcmp(code, "InvalidToken") || !strcmp(code, "ExpiredToken") || !strcmp(code, "InvalidSecurity") ||
-           !strcmp(code, "AuthorizationHeaderMalformed");
+           !strcmp(code, "InvalidToken") || !strcmp(code, "ExpiredToken") || !strcmp(code, "InvalidSecurity");
 }
 
 static const char *credentials_hint(const s3_backend *sb)
@@ -389,10 +388,14 @@ static int s3_status_error(const s3_backend *sb, const char *method, const char 
     error_fields(resp, code, sizeof code, msg, sizeof msg);
     long st = resp->status;
     int err = st == 404 ? -ENOENT : st == 401 || st == 403 ? -EACCES : -EIO;
+    bool refused = st == 400 || st == 401 || st == 403 || st == 412;
+    if (!strcmp(code, "AuthorizationHeaderMalformed"))
+        return cr_error(-EACCES, "%s %s: %ld %s: %s (is the region right? -o s3.region or AWS_DEFAULT_REGION; now %s)",
+                        method, url, st, code, msg[0] ? msg : "malformed authorization", sb->region ? sb->region : "unset");
+    if (!sb->creds.access_key && refused && strcmp(code, "NoSuchBucket"))
+        return cr_error(-EACCES, "%s %s: %ld%s%s: %s", method, url, st, code[0] ? " " : "", code, credentials_hint(sb));
     if (is_credentials_code(code) || ((st == 401 || st == 403) && !code[0] && !strcmp(method, "HEAD")))
         return cr_error(-EACCES, "%s %s: %ld %s: %s", method, url, st, code[0] ? code : "Forbidden", credentials_hint(sb));
-    if (!strcmp(code, "AccessDenied") && !sb->creds.access_key)
-        return cr_error(-EACCES, "%s %s: %ld AccessDenied: %s", method, url, st, credentials_hint(sb));
     if (code[0])
         return cr_error(err, "%s %s: %ld %s%s%s", method, url, st, code, msg[0] ? ": " : "", msg);
     cr_http_req req = {.method = method, .url = url};
@@ -456,23 +459,51 @@ static int s3_stat(cr_backend *b, cr_filetype t, const char *name, uint64_t *siz
     return 0;
 }
 
-/* 206 carries the range; 200 is the whole object (a server may ignore Range). */
+/* "bytes a-b/total" -> a, b; false when absent or malformed. */
+static bool content_range(const cr_http_resp *resp, uint64_t *a, uint64_t *b)
+{
+    char v[128];
+    unsigned long long x, y;
+    if (!cr_http_resp_header(resp, "Content-Range", v, sizeof v)) return false;
+    if (sscanf(v, "bytes %llu-%llu/", &x, &y) != 2 || y < x) return false;
+    *a = x;
+    *b = y;
+    return true;
+}
+
+/* Where the answer's body starts in the object: 206 says so in
+ * Content-Range (s3rver answers "bytes=0-0" with the whole object, and says
+ * so there), 200 is the whole object (a server may ignore Range). */
+static int body_start(const s3_call *c, const char *url, const cr_http_resp *resp, uint64_t *start)
+{
+    uint64_t a, b;
+    *start = 0;
+    if (resp->status != 206) return 0;
+    if (!content_range(resp, &a, &b)) {
+        *start = c->range_off;
+        return 0;
+    }
+    if (b - a + 1 != resp->body.len || a > c->range_off)
+        return cr_error(-EIO, "GET %s: the answer's %zu bytes do not match its Content-Range %llu-%llu for offset %llu",
+                        url, resp->body.len, (unsigned long long)a, (unsigned long long)b,
+                        (unsigned long long)c->range_off);
+    *start = a;
+    return 0;
+}
+
 static int take_range(const s3_call *c, const char *url, cr_http_resp *resp, cr_buf *out)
 {
-    size_t skip = 0;
-    if (resp->status == 200 && c->range) {
-        if (c->range_off > resp->body.len)
-            return cr_error(-EIO, "GET %s: offset %llu beyond the end of the object (%zu bytes)", url,
-                            (unsigned long long)c->range_off, resp->body.len);
-        skip = (size_t)c->range_off;
-    }
-    size_t avail = resp->body.len - skip;
+    uint64_t start;
+    CR_TRY(body_start(c, url, resp, &start));
+    uint64_t skip64 = c->range ? c->range_off - start : 0;
+    if (skip64 > resp->body.len)
+        return cr_error(-EIO, "GET %s: offset %llu beyond the end of the object (%zu bytes)", url,
+                        (unsigned long long)c->range_off, resp->body.len);
+    size_t skip = (size_t)skip64, avail = resp->body.len - skip;
     size_t want = c->range_len ? (size_t)c->range_len : avail;
     if (avail < want)
         return cr_error(-EIO, "GET %s: short read: wanted %zu bytes at offset %llu, got %zu", url, want,
                         (unsigned long long)c->range_off, avail);
-    if (resp->status == 206 && avail != want)
-        return cr_error(-EIO, "GET %s: server sent %zu bytes for a %zu byte range", url, avail, want);
     if (skip == 0 && want == resp->body.len) { /* the common case: hand the memory over */
         cr_buf tmp = *out;
         *out = resp->body;
@@ -623,8 +654,9 @@ static char *region_from_host(const char *host)
 }
 
 /* GetBucketLocation, signed for us-east-1 (which any region accepts for
- * this call).  A refusal or a missing bucket means the default region; a
- * server that names the right region in its error is believed. */
+ * this call).  A server that names the right region in its error is
+ * believed; a refusal, a missing bucket or a server without this call means
+ * the default region.  Refused credentials are reported at once. */
 static int discover_region(s3_backend *sb, char **out)
 {
     s3_call c = {.method = "GET", .query = "location", .region = DEFAULT_REGION};
@@ -633,20 +665,18 @@ static int discover_region(s3_backend *sb, char **out)
     CR_TRY(s3_do(sb, &c, &resp, &url));
     cr_xml doc = cr_xml_of(resp.body.data, resp.body.len);
     _cleanup_buf_ cr_buf b = CR_BUF_INIT;
+    char code[64], msg[8];
+    error_fields(&resp, code, sizeof code, msg, sizeof msg);
     if (resp.status == 200 && cr_xml_text(&doc, "LocationConstraint", &b) == 1 && b.len)
         *out = strdup(!strcmp((const char *)b.data, "EU") ? "eu-west-1" : (const char *)b.data);
     else if (resp.status == 400 && cr_xml_text(&doc, "Region", &b) == 1 && b.len)
         *out = strdup((const char *)b.data);
-    else if (resp.status == 200 || resp.status == 404 || resp.status == 403 || resp.status == 400 || resp.status == 405 ||
-             resp.status == 501) {
-        char code[64], msg[8];
-        error_fields(&resp, code, sizeof code, msg, sizeof msg);
-        if (is_credentials_code(code) && strcmp(code, "AuthorizationHeaderMalformed"))
-            return s3_status_error(sb, "GET", url, &resp);
-        *out = strdup(DEFAULT_REGION);
-    } else {
+    else if (is_credentials_code(code))
         return s3_status_error(sb, "GET", url, &resp);
-    }
+    else if (resp.status < 500)
+        *out = strdup(DEFAULT_REGION);
+    else
+        return s3_status_error(sb, "GET", url, &resp);
     if (!*out) return cr_error(-ENOMEM, "out of memory");
     return 0;
 }

@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# S3 backend against real servers on loopback (shared test-servers recipe):
+#   - OpenStack Swift with s3api (checks SigV4 and the payload hash), over
+#     https and over plain http; npm s3rver (a second dialect, https)
+#   - crestic init / backup / snapshots / restore / check --read-data /
+#     forget --prune on each; restic's layout (data/XX/) and a prefix
+#   - interop with restic 0.14 on Swift over https, both directions
+#   - credentials: wrong secret or key, none at all, a shared credentials
+#     file with a profile; wrong region; s3.* options
+#   - the backend conformance suite, plain and through tests/tools/faultproxy.py
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
+need_restic
+need_server_tool "OpenStack Swift (swift-proxy-server)" command -v swift-proxy-server
+need_server_tool "Swift's python modules (python3-swift)" "$PY" -c 'import swift.common.ring'
+need_server_tool "npm s3rver" test -f "$NPM_DIR/s3rver/bin/s3rver.js"
+CONF=$(dirname "$CRESTIC")/crestic-conformance
+
+export RESTIC_PASSWORD=s3-test-password
+# A server error must fail a check quickly instead of retrying for 15 min.
+export CRESTIC_HTTP_RETRY_MAX_SECONDS=20
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_REGION AWS_SHARED_CREDENTIALS_FILE
+SWIFT_KEY=test:tester        # tempauth's access keys hold a ':'
+SWIFT_SECRET=testing
+swift_env() { AWS_ACCESS_KEY_ID=$SWIFT_KEY AWS_SECRET_ACCESS_KEY=$SWIFT_SECRET "$@"; }
+T0=$(date +%s)
+
+# start_swift DIR: launch Swift + s3api on free loopback ports (a TLS proxy on
+# SWIFT_TLS_PORT, a plain one on SWIFT_HTTP_PORT) without waiting for it
+start_swift() {
+    local D=$1 p
+    mkdir -p "$D/etc" "$D/srv/d1" "$D/run"
+    tls_cert "$D/tls"
+    local AP CP OP MP
+    AP=$(free_port); CP=$(free_port); OP=$(free_port); MP=$(free_port)
+    SWIFT_TLS_PORT=$(free_port); SWIFT_HTTP_PORT=$(free_port)
+    cat >"$D/etc/swift.conf" <<CONF
+[swift-hash]
+swift_hash_path_prefix = crestic-test
+swift_hash_path_suffix = crestic-test
+[storage-policy:0]
+name = Policy-0
+default = yes
+CONF
+    "$PY" - "$D/etc" "$AP" "$CP" "$OP" <<'PYEOF' || return 1
+import sys
+from swift.common.ring import RingBuilder
+etc = sys.argv[1]
+for name, port in (("account", sys.argv[2]), ("container", sys.argv[3]), ("object", sys.argv[4])):
+    b = RingBuilder(6, 1, 1)
+    b.add_dev({"id": 0, "region": 1, "zone": 1, "ip": "127.0.0.1", "port": int(port), "device": "d1", "weight": 100})
+    b.rebalance()
+    b.get_ring().save("%s/%s.ring.gz" % (etc, name))
+PYEOF
+    local common="bind_ip = 127.0.0.1
+workers = 1
+user = root
+swift_dir = $D/etc
+devices = $D/srv
+mount_check = false
+log_facility = LOG_LOCAL0
+log_level = WARNING"
+    for kind in account container object; do
+        case $kind in account) p=$AP ;; container) p=$CP ;; object) p=$OP ;; esac
+        printf '[DEFAULT]\nbind_port = %s\n%s\n[pipeline:main]\npipeline = %s-server\n[app:%s-server]\nuse = egg:swift#%s\n' \
+            "$p" "$common" "$kind" "$kind" "$kind" >"$D/etc/$kind-server.conf"
+    done
+    local filters="[pipeline:main]
+pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats s3api tempauth copy slo dlo proxy-logging proxy-server
+[app:proxy-server]
+use = egg:swift#proxy
+account_autocreate = true
+[filter:tempauth]
+use = egg:swift#tempauth
+user_test_tester = testing .admin
+user_test2_tester2 = testing2 .admin
+[filter:s3api]
+use = egg:swift#s3api
+location = us-east-1
+[filter:cache]
+use = egg:swift#memcache
+memcache_servers = 127.0.0.1:$MP
+[filter:catch_errors]
+use = egg:swift#catch_errors
+[filter:gatekeeper]
+use = egg:swift#gatekeeper
+[filter:healthcheck]
+use = egg:swift#healthcheck
+[filter:proxy-logging]
+use = egg:swift#proxy_logging
+[filter:listing_formats]
+use = egg:swift#listing_formats
+[filter:copy]
+use = egg:swift#copy
+[filter:slo]
+use = egg:swift#slo
+[filter:dlo]
+use = egg:swift#dlo"
+    printf '[DEFAULT]\nbind_port = %s\ncert_file = %s\nkey_file = %s\n%s\n%s\n' "$SWIFT_TLS_PORT" "$D/tls/cert.pem" "$D/tls/key.pem" \
+        "$common" "$filters" >"$D/etc/proxy-tls.conf"
+    printf '[DEFAULT]\nbind_port = %s\n%s\n%s\n' "$SWIFT_HTTP_PORT" "$common" "$filters" >"$D/etc/proxy-http.conf"
+    for kind in account container object; do
+        "swift-$kind-server" "$D/etc/$kind-server.conf" >"$D/run/$kind.log" 2>&1 &
+        bg_register $!
+    done
+    swift-proxy-server "$D/etc/proxy-tls.conf" >"$D/run/proxy-tls.log" 2>&1 &
+    bg_register $!
+    swift-proxy-server "$D/etc/proxy-http.conf" >"$D/run/proxy-http.log" 2>&1 &
+    bg_register $!
+}
+# wait_swift: until both proxies answer their health check (30 s at most)
+wait_swift() {
+    local i
+    for i in $(seq 300); do
+        curl -sf -o /dev/null "http://127.0.0.1:$SWIFT_HTTP_PORT/healthcheck" &&
+            curl -sf -o /dev/null --cacert "$T/swift/tls/cert.pem" "https://127.0.0.1:$SWIFT_TLS_PORT/healthcheck" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# s3rver: its continuation tokens use DES, which Node 18+'s OpenSSL 3 only
+# offers through the legacy provider (without it every paged listing is a 500).
+start_s3rver() { # DIR
+    tls_cert "$1/tls"
+    S3RVER_PORT=$(free_port)
+    node --openssl-legacy-provider "$NPM_DIR/s3rver/bin/s3rver.js" -d "$1/data" -a 127.0.0.1 -p "$S3RVER_PORT" \
+        --no-vhost-buckets --silent --key "$1/tls/key.pem" --cert "$1/tls/cert.pem" >"$1/log" 2>&1 &
+    bg_register $!
+}
+
+# Swift takes seconds to start (several Python servers): the s3rver part
+# runs meanwhile.
+start_swift "$T/swift" || { fail "Swift's rings could not be built"; finish; }
+mkdir -p "$T/s3rver"
+start_s3rver "$T/s3rver"
+wait_tcp "$S3RVER_PORT" 20 || { fail "s3rver did not start"; cat "$T/s3rver/log"; finish; }
+
+# A small tree: nested folders, an empty file, 1.5 MiB of random data, a symlink.
+mkdir -p "$T/src/sub/deeper" "$T/src/empty-dir"
+printf 'hello\n' >"$T/src/hello.txt"
+: >"$T/src/empty"
+head -c 1572864 /dev/urandom >"$T/src/sub/random.bin"
+seq 1 20000 >"$T/src/sub/deeper/numbers.txt"
+ln -s ../hello.txt "$T/src/sub/link"
+manifest --no-atime "$T/src" >"$T/m.src"
+mkdir -p "$T/src2"
+head -c 300000 /dev/urandom >"$T/src2/other.bin"
+
+# elapsed seconds in each heading, to see where the time goes
+section() { printf '\n=== %s  (%d s)\n' "$*" $(( $(date +%s) - T0 )); }
+n_snapshots() { "$PY" -c 'import json,sys; print(len(json.load(open(sys.argv[1])) or []))' "$OUT"; }
+
+# full_cycle NAME REPO [crestic flags...]: the everyday commands on one server
+full_cycle() {
+    local name=$1 repo=$2; shift 2
+    expect_exit 0 cr "$@" -r "$repo" init
+    expect_exit 0 cr "$@" -r "$repo" snapshots
+    expect_empty "$OUT" "$name: an empty repository lists no snapshots"
+    expect_exit 1 cr "$@" -r "$repo" init
+    expect_grep "$ERR" "config file already exists" "$name: a second init is refused"
+    expect_exit 0 cr "$@" -r "$repo" backup "$T/src"
+    expect_exit 0 cr "$@" -r "$repo" restore latest --target "$T/r-$name"
+    manifest --no-atime "$T/r-$name$T/src" >"$T/m.r-$name"
+    expect_same "$T/m.src" "$T/m.r-$name" "$name: the restored tree equals the source"
+    # a second, different backup: forget --prune then drops the first one's data
+    expect_exit 0 cr "$@" -r "$repo" backup "$T/src2"
+    expect_exit 0 cr "$@" -r "$repo" forget --keep-last 1 --group-by host --prune
+    expect_grep "$OUT" "remove 1 snapshots|removed|this removes" "$name: forget --prune removed something"
+    expect_exit 0 cr "$@" -r "$repo" snapshots --json
+    expect_true "$name: one snapshot left after forget --prune" test "$(n_snapshots)" = 1
+    expect_exit 0 cr "$@" -r "$repo" check --read-data
+}
+
+# ---------------------------------------------------------------------------
+section "crestic on s3rver (https, with a prefix)"
+S3RVER_CA=$T/s3rver/tls/cert.pem
+S3R_REPO=s3:https://127.0.0.1:$S3RVER_PORT/s3rver-bucket/nested/prefix
+AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER full_cycle s3rver "$S3R_REPO" --cacert "$S3RVER_CA"
+D=$T/s3rver/data/s3rver-bucket/nested/prefix
+expect_true "s3rver: config at <prefix>/config" test -f "$D/config._S3rver_object"
+expect_true "s3rver: key files under <prefix>/keys/" bash -c "ls '$D'/keys/*._S3rver_object >/dev/null"
+expect_true "s3rver: packs under <prefix>/data/XX/ (restic's layout)" \
+    bash -c "ls '$D'/data/??/*._S3rver_object | grep -Eq '/data/([0-9a-f]{2})/\1[0-9a-f]{62}\._S3rver_object$'"
+if [ -x "$CONF" ]; then
+    expect_exit 0 env AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER \
+        "$CONF" --cacert "$S3RVER_CA" --big 1000000 --many 16 "s3:https://127.0.0.1:$S3RVER_PORT/conformance-s3rver"
+fi
+
+section "waiting for Swift"
+wait_swift || { fail "Swift did not start"; tail -n 5 "$T"/swift/run/*.log; finish; }
+SWIFT_CA=$T/swift/tls/cert.pem
+SWIFT_S=https://127.0.0.1:$SWIFT_TLS_PORT
+SWIFT_P=http://127.0.0.1:$SWIFT_HTTP_PORT
+
+# ---------------------------------------------------------------------------
+section "crestic on Swift over https"
+CR_REPO=s3:$SWIFT_S/crestic-bucket
+swift_env full_cycle swift "$CR_REPO" --cacert "$SWIFT_CA"
+# listings paged one key at a time give the same answer
+swift_env run cr --cacert "$SWIFT_CA" -r "$CR_REPO" list packs
+sort "$OUT" >"$T/packs.all"
+CRESTIC_LIST_PAGE_SIZE=1 swift_env run cr --cacert "$SWIFT_CA" -r "$CR_REPO" list packs
+sort "$OUT" >"$T/packs.paged"
+expect_true "Swift: several packs to list" test "$(wc -l <"$T/packs.all")" -ge 2
+expect_same "$T/packs.all" "$T/packs.paged" "Swift: a listing paged by 1 key equals the unpaged one"
+
+section "restic 0.14 reads crestic's repository (Swift, https)"
+expect_exit 0 swift_env rs --cacert "$SWIFT_CA" -r "$CR_REPO" check --read-data
+
+section "crestic reads restic 0.14's repository (Swift, https, with a prefix)"
+RS_REPO=s3:$SWIFT_S/restic-bucket/some/prefix
+expect_exit 0 swift_env rs --cacert "$SWIFT_CA" -r "$RS_REPO" init
+expect_exit 0 swift_env rs --cacert "$SWIFT_CA" -r "$RS_REPO" backup -q "$T/src"
+expect_exit 0 swift_env cr --cacert "$SWIFT_CA" -r "$RS_REPO" snapshots --json
+expect_true "restic's repository: one snapshot" test "$(n_snapshots)" = 1
+expect_exit 0 swift_env cr --cacert "$SWIFT_CA" -r "$RS_REPO" restore latest --target "$T/r-rs"
+manifest --no-atime "$T/r-rs$T/src" >"$T/m.r-rs"
+expect_same "$T/m.src" "$T/m.r-rs" "crestic restores restic's snapshot identically"
+expect_exit 0 swift_env cr --cacert "$SWIFT_CA" -r "$RS_REPO" check --read-data
+
+# ---------------------------------------------------------------------------
+section "credentials and errors (Swift)"
+t0=$(date +%s)
+AWS_ACCESS_KEY_ID=$SWIFT_KEY AWS_SECRET_ACCESS_KEY=wrong-Secret-42 run cr --cacert "$SWIFT_CA" -r "$CR_REPO" snapshots
+t1=$(date +%s)
+if [ "$RC" -ne 0 ] && [ $((t1 - t0)) -le 10 ]; then pass "wrong secret: non-zero exit ($RC) at once"
+else fail "wrong secret: non-zero exit at once" "rc=$RC, $((t1 - t0)) s"; show "$ERR"; fi
+expect_grep "$ERR" "SignatureDoesNotMatch" "wrong secret: the server's code is named"
+expect_grep "$ERR" "wrong credentials" "wrong secret: the message says the credentials are wrong"
+expect_true "wrong secret: not shown" bash -c "! grep -q 'wrong-Secret-42' '$ERR'"
+AWS_ACCESS_KEY_ID=nobody:none AWS_SECRET_ACCESS_KEY=$SWIFT_SECRET run cr --cacert "$SWIFT_CA" -r "$CR_REPO" snapshots
+expect_true "unknown access key: non-zero exit" test "$RC" -ne 0
+expect_grep "$ERR" "wrong credentials" "unknown access key: the message says the credentials are wrong"
+run cr --cacert "$SWIFT_CA" -r "$CR_REPO" snapshots
+expect_true "no credentials at all: non-zero exit" test "$RC" -ne 0
+expect_grep "$ERR" "no credentials were found" "no credentials at all: the message says so"
+AWS_ACCESS_KEY_ID=$SWIFT_KEY run cr --cacert "$SWIFT_CA" -r "$CR_REPO" snapshots
+expect_grep "$ERR" 'Secret \(\$AWS_SECRET_ACCESS_KEY\) is empty' "a key ID without a secret is refused"
+swift_env run cr --cacert "$SWIFT_CA" -r "s3:$SWIFT_S/no-such-bucket" snapshots
+expect_true "missing bucket: exit 10 (no repository)" test "$RC" = 10
+swift_env run cr --cacert "$SWIFT_CA" -o s3.region=eu-west-1 -r "$CR_REPO" snapshots
+expect_true "wrong region: non-zero exit" test "$RC" -ne 0
+expect_grep "$ERR" "region" "wrong region: the message names the region"
+
+section "shared credentials file with a profile"
+mkdir -p "$T/aws"
+printf '[default]\naws_access_key_id = nobody:none\naws_secret_access_key = nothing\n\n[swift]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
+    "$SWIFT_KEY" "$SWIFT_SECRET" >"$T/aws/credentials"
+chmod 600 "$T/aws/credentials"
+AWS_SHARED_CREDENTIALS_FILE=$T/aws/credentials AWS_PROFILE=swift run cr --cacert "$SWIFT_CA" -r "$CR_REPO" snapshots --json
+expect_true "AWS_PROFILE=swift from AWS_SHARED_CREDENTIALS_FILE: snapshots works" test "$RC" = 0
+mkdir -p "$HOME/.aws" && cp "$T/aws/credentials" "$HOME/.aws/credentials"
+AWS_PROFILE=swift run cr --cacert "$SWIFT_CA" -r "$CR_REPO" snapshots --json
+expect_true "AWS_PROFILE=swift from ~/.aws/credentials: snapshots works" test "$RC" = 0
+run cr --cacert "$SWIFT_CA" -r "$CR_REPO" snapshots
+expect_grep "$ERR" "wrong credentials" "the default profile (wrong keys) is used without AWS_PROFILE"
+rm -rf "$HOME/.aws"
+
+section "options"
+swift_env run cr --cacert "$SWIFT_CA" -o s3.region=us-east-1 -o s3.bucket-lookup=path -o s3.connections=2 -r "$CR_REPO" snapshots --json
+expect_true "s3.region, s3.bucket-lookup=path, s3.connections: accepted" test "$RC" = 0
+swift_env run cr --cacert "$SWIFT_CA" -o s3.storage-class=GLACIER -r "$CR_REPO" backup "$T/src/hello.txt"
+expect_grep "$ERR" "InvalidStorageClass" "s3.storage-class is sent (Swift refuses GLACIER)"
+swift_env run cr --cacert "$SWIFT_CA" -o s3.storage-class=STANDARD -r "$CR_REPO" backup "$T/src/hello.txt"
+expect_true "s3.storage-class=STANDARD: backup works" test "$RC" = 0
+swift_env run cr --cacert "$SWIFT_CA" -o s3.bucket-lookup=sideways -r "$CR_REPO" snapshots
+expect_grep "$ERR" 'bad bucket-lookup style' "a bad s3.bucket-lookup is refused"
+swift_env run cr --cacert "$SWIFT_CA" -o s3.nope=1 -r "$CR_REPO" snapshots
+expect_grep "$ERR" 's3 has no such option' "an unknown s3 option is refused"
+
+# ---------------------------------------------------------------------------
+section "conformance on Swift over plain http, directly and through faultproxy"
+if [ -x "$CONF" ]; then
+    expect_exit 0 swift_env "$CONF" --big 1000000 --many 16 "s3:$SWIFT_P/conformance-plain/pfx"
+    PPORT=$(free_port)
+    "$PY" "$TOOLS/faultproxy.py" --listen "$PPORT" --target "$SWIFT_HTTP_PORT" --every 5 >"$T/proxy.log" 2>&1 &
+    bg_register $!
+    wait_tcp "$PPORT" || fail "faultproxy did not start"
+    expect_exit 0 swift_env "$CONF" --big 1000000 --many 16 "s3:http://127.0.0.1:$PPORT/conformance-faults"
+    for kind in 500 503 drop truncate; do
+        expect_true "the proxy injected '$kind' faults" grep -q "^fault $kind " "$T/proxy.log"
+    done
+    expect_exit 0 swift_env cr -r "s3:http://127.0.0.1:$PPORT/crestic-bucket" check --read-data
+else
+    fail "crestic-conformance not built next to $CRESTIC"
+fi
+
+echo "elapsed: $(( $(date +%s) - T0 )) s"
+finish
