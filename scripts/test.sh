@@ -2,8 +2,11 @@
 # The whole test suite, as CI runs it (.ci/run calls exactly this):
 #
 #   1. scripts/install-deps.sh
-#   2. build/       default build (-Wall -Wextra -Werror), ctest -j2
-#   3. build-asan/  -DCRESTIC_SANITIZE=ON (ASan + UBSan), the same ctest suite
+#   2. build/       default build (-Wall -Wextra -Werror), ctest -j2 of the unit
+#                   tests, the lint and the "smoke" e2e scripts (labels unit,
+#                   lint, smoke: the optimised binary end to end)
+#   3. build-asan/  -DCRESTIC_SANITIZE=ON (ASan + UBSan, also -Werror), the
+#                   whole ctest suite: every e2e script runs once, here
 #                   (ctest hands each e2e script build-asan/crestic)
 #   4. scripts/run-fuzz.sh: every fuzz target for FUZZ_SECONDS (default 20 s)
 #
@@ -13,6 +16,7 @@
 #
 # Environment (for local use; CI sets none of them):
 #   SKIP_ASAN=1  SKIP_FUZZ=1   leave out stage 3 / 4
+#   FULL_DEFAULT=1             stage 2 runs the whole suite too
 #   CTEST_ARGS="-R e2e"        extra ctest arguments (both passes)
 #   JOBS=N                     build and ctest parallelism (default 2)
 set -uo pipefail
@@ -30,9 +34,10 @@ stage_result() { # name ok|FAIL start
     STAGES+=("$(printf '%-44s %-4s %s' "$1" "$2" "$(elapsed "$3")")")
 }
 
-# ctest_pass DIR LABEL: run the suite in DIR, add its counts
+# ctest_pass DIR LABEL [CTEST-ARGS...]: run the suite in DIR, add its counts
 ctest_pass() {
     local dir=$1 label=$2 t log
+    shift 2
     t=$(date +%s)
     log=$dir/ctest-summary.log
     echo
@@ -41,7 +46,7 @@ ctest_pass() {
     local timer=()
     rm -f "$dir/ctest-cpu.txt"
     [ -x /usr/bin/time ] && timer=(/usr/bin/time -f "%U %S" -o "$ROOT/$dir/ctest-cpu.txt")
-    (cd "$dir" && "${timer[@]}" ctest -j"$JOBS" --output-on-failure --timeout 300 ${CTEST_ARGS:-}) </dev/null 2>&1 | tee "$log"
+    (cd "$dir" && "${timer[@]}" ctest -j"$JOBS" --output-on-failure --timeout 300 "$@" ${CTEST_ARGS:-}) </dev/null 2>&1 | tee "$log"
     local cpu=""
     [ -s "$dir/ctest-cpu.txt" ] && cpu=$(tail -n 1 "$dir/ctest-cpu.txt" | awk '{printf ", cpu %ds", $1 + $2}')
     local line p f total
@@ -93,7 +98,8 @@ rm -rf "$CRESTIC_E2E_REFCACHE"
 
 # --- 2. default build + tests -----------------------------------------------
 if build build "build (-Werror)"; then
-    ctest_pass build "tests"
+    if [ "${FULL_DEFAULT:-0}" = 1 ] || [ "${SKIP_ASAN:-0}" = 1 ]; then ctest_pass build "tests"
+    else ctest_pass build "tests (unit, lint, smoke e2e)" -L 'unit|lint|smoke'; fi
 fi
 
 # --- 3. ASan + UBSan ---------------------------------------------------------
