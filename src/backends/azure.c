@@ -234,27 +234,32 @@ static int add_xms_header(az_prepared *p, const char *xms)
     return add_header(p, "%s: %s", name, colon + 1);
 }
 
+/* "x-ms-range:bytes=FIRST-[LAST]" */
+static void range_header(const az_call *c, char *out, size_t n)
+{
+    if (c->range_len) snprintf(out, n, "x-ms-range:bytes=%llu-%llu", (unsigned long long)c->range_off,
+                               (unsigned long long)(c->range_off + c->range_len - 1));
+    else snprintf(out, n, "x-ms-range:bytes=%llu-", (unsigned long long)c->range_off);
+}
+
+/* URL, headers and (with a key) the Shared Key signature of a call. */
 static int prepare(azure_backend *ab, const az_call *c, az_prepared *p)
 {
     az_param params[MAX_PARAMS];
     size_t np = count_params(c);
     memcpy(params, c->query, np * sizeof *params);
     qsort(params, np, sizeof *params, cmp_param);
-    char date[32], range[64];
+    char date[32], xdate[48], range[80];
     http_date(date);
-    _cleanup_free_ char *xdate = NULL, *xrange = NULL;
-    if (asprintf(&xdate, "x-ms-date:%s", date) < 0) return cr_error(-ENOMEM, "out of memory");
+    snprintf(xdate, sizeof xdate, "x-ms-date:%s", date);
     const char *xms[MAX_XMS + 3];
     size_t nx = 0;
     for (size_t i = 0; i < MAX_XMS && c->xms[i]; i++) xms[nx++] = c->xms[i];
     xms[nx++] = xdate;
     xms[nx++] = "x-ms-version:" API_VERSION;
     if (c->range) {
-        if (c->range_len) snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)c->range_off,
-                                   (unsigned long long)(c->range_off + c->range_len - 1));
-        else snprintf(range, sizeof range, "bytes=%llu-", (unsigned long long)c->range_off);
-        if (asprintf(&xrange, "x-ms-range:%s", range) < 0) return cr_error(-ENOMEM, "out of memory");
-        xms[nx++] = xrange;
+        range_header(c, range, sizeof range);
+        xms[nx++] = range;
     }
     qsort(xms, nx, sizeof *xms, cmp_str);
 
@@ -273,14 +278,34 @@ static int prepare(azure_backend *ab, const az_call *c, az_prepared *p)
     return 0;
 }
 
+/* Server text goes to a terminal: control characters become '?'. */
+static void make_printable(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = '?';
+}
+
 /* The service's error code: the x-ms-error-code header, else <Code> of the body. */
 static void error_code(const cr_http_resp *resp, char *out, size_t n)
 {
     out[0] = 0;
-    if (cr_http_resp_header(resp, "x-ms-error-code", out, n)) return;
-    _cleanup_buf_ cr_buf code = CR_BUF_INIT;
+    if (!cr_http_resp_header(resp, "x-ms-error-code", out, n)) {
+        _cleanup_buf_ cr_buf code = CR_BUF_INIT;
+        cr_xml doc = cr_xml_of(resp->body.data, resp->body.len);
+        if (cr_xml_text(&doc, "Code", &code) == 1) snprintf(out, n, "%s", (const char *)code.data);
+    }
+    make_printable(out);
+}
+
+/* The first line of the body's <Message>, shortened. */
+static void error_text(const cr_http_resp *resp, char *out, size_t n)
+{
+    _cleanup_buf_ cr_buf msg = CR_BUF_INIT;
     cr_xml doc = cr_xml_of(resp->body.data, resp->body.len);
-    if (cr_xml_text(&doc, "Code", &code) == 1) snprintf(out, n, "%s", (const char *)code.data);
+    out[0] = 0;
+    if (cr_xml_text(&doc, "Message", &msg) != 1) return;
+    snprintf(out, n, "%.*s", (int)strcspn((const char *)msg.data, "\r\n"), (const char *)msg.data);
+    make_printable(out);
 }
 
 static bool is_auth_failure(const cr_http_resp *resp)
@@ -292,12 +317,9 @@ static bool is_auth_failure(const cr_http_resp *resp)
  * refused credentials get a hint and never the key or the token. */
 static int status_error(azure_backend *ab, const az_prepared *p, const cr_http_resp *resp)
 {
-    char code[96];
+    char code[96], text[200];
     error_code(resp, code, sizeof code);
-    _cleanup_buf_ cr_buf msg = CR_BUF_INIT;
-    cr_xml doc = cr_xml_of(resp->body.data, resp->body.len);
-    if (cr_xml_text(&doc, "Message", &msg) == 1 && msg.data) msg.data[strcspn((char *)msg.data, "\r\n")] = 0;
-    const char *text = msg.data ? (const char *)msg.data : "";
+    error_text(resp, text, sizeof text);
     int err = resp->status == 404 ? -ENOENT : is_auth_failure(resp) ? -EACCES : resp->status == 416 ? -ERANGE : -EIO;
     if (is_auth_failure(resp))
         return cr_error(err, "%s %s: %ld %s: access denied: wrong credentials, or not allowed: storage account \"%s\" "

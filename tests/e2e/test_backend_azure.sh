@@ -180,7 +180,7 @@ expect_true "forged SAS: the token is not shown" bash -c "! grep -qF 'sig=' '$ER
 CONF=$(dirname "$CRESTIC")/crestic-conformance
 if [ -x "$CONF" ]; then
     section "conformance suite"
-    expect_exit 0 "$CONF" -o "azure.endpoint=$ENDPOINT" azure:conformance:/plain
+    expect_exit 0 "$CONF" -o "azure.endpoint=$ENDPOINT/" "azure:conformance:/plain/a dir/ü+&=?%x/../y"
     grep -q '^FAIL' "$OUT" && show "$OUT" 100
     expect_exit 0 "$CONF" -o "azure.endpoint=$ENDPOINT" -o azure.block-size=1 --big 2500000 azure:conformance:/blocks
     grep -q '^FAIL' "$OUT" && show "$OUT" 100
