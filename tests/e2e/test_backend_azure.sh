@@ -73,6 +73,10 @@ blob_keys() {
         "$PY" -c 'import sys, xml.etree.ElementTree as E
 for b in E.fromstring(sys.stdin.read()).iter("Blob"): print(b.findtext("Name"), b.findtext("Properties/Content-Length"))'
 }
+# access_tier CONTAINER KEY: the blob's access tier
+access_tier() {
+    curl -s -I "$ENDPOINT/$1/$2?$READ_SAS" | tr -d '\r' | sed -n 's/^x-ms-access-tier: //Ip'
+}
 
 mkdir -p "$T/src/sub/deeper" "$T/src/empty-dir"
 printf 'hello\n' >"$T/src/hello.txt"
@@ -109,7 +113,7 @@ expect_true "a pack saved in one piece has no committed blocks (Put Blob)" \
 section "large upload through Put Block List (-o azure.block-size=1)"
 head -c 2621440 /dev/urandom >"$T/src/sub/random2.bin"
 manifest --no-atime "$T/src" >"$T/m.src2"
-expect_exit 0 az -o azure.block-size=1 -r "$REPO" backup "$T/src"
+expect_exit 0 az -o azure.block-size=1 -o azure.access-tier=cool -r "$REPO" backup "$T/src"
 # the largest pack this backup added
 blob_keys crestic-repo some/prefix/data/ | grep -vxF -f "$T/blobs1" | sort -k2 -n | tail -1 >"$T/big2"
 read -r big2 big2size <"$T/big2"
@@ -117,6 +121,9 @@ nblocks=$(committed_blocks crestic-repo "$big2")
 if [ "${big2size:-0}" -gt 1048576 ] && [ "${nblocks:-0}" -eq $(( (big2size + 1048575) / 1048576 )) ]; then
     pass "the largest pack ($big2size bytes) was committed as $nblocks blocks of 1 MiB"
 else fail "the largest pack was committed from 1 MiB blocks" "size=$big2size blocks=$nblocks"; fi
+expect_true "-o azure.access-tier=cool: the new pack is in the Cool tier" test "$(access_tier crestic-repo "$big2")" = Cool
+expect_true "without the option: the first pack has the account's default tier (Hot)" \
+    test "$(access_tier crestic-repo "$big")" = Hot
 expect_exit 0 az -r "$REPO" restore latest --target "$T/r-cr2"
 manifest --no-atime "$T/r-cr2$T/src" >"$T/m.r-cr2"
 expect_same "$T/m.src2" "$T/m.r-cr2" "restore of the block-list upload equals the source"
@@ -143,6 +150,9 @@ AZURE_ACCOUNT_KEY='%%not base64%%' run az -r "$REPO" snapshots
 expect_grep "$ERR" "AZURE_ACCOUNT_KEY is not a base64 account key" "malformed key: said so"
 run env -u AZURE_ACCOUNT_KEY "$CRESTIC" -o "azure.endpoint=$ENDPOINT" -r "$REPO" snapshots
 expect_grep "$ERR" "no credentials: set AZURE_ACCOUNT_KEY or AZURE_ACCOUNT_SAS" "no key nor SAS: said so"
+CRESTIC_HTTP_RETRY_MAX_SECONDS=1 AZURE_ENDPOINT_SUFFIX=suffix.invalid run cr -r "$REPO" snapshots
+expect_grep "$ERR" 'https://testacct\.blob\.suffix\.invalid/crestic-repo/some/prefix/config' \
+    "AZURE_ENDPOINT_SUFFIX: https://ACCOUNT.blob.SUFFIX/CONTAINER is used"
 expect_exit 10 az -r azure:no-such-container:/ snapshots
 expect_grep "$ERR" "Is there a repository at the following location" "missing container: missing repository"
 expect_exit 1 az -o azure.nope=1 -r "$REPO" snapshots
@@ -190,13 +200,13 @@ if [ -x "$CONF" ]; then
         bg_register $!
         wait_tcp "$PPORT" || fail "faultproxy did not start"
         expect_exit 0 env CRESTIC_HTTP_RETRY_MAX_SECONDS=60 "$CONF" -o "azure.endpoint=http://127.0.0.1:$PPORT/$ACCOUNT" \
-            -o azure.block-size=1 --big 2500000 azure:conformance:/faulty
+            -o azure.block-size=1 --big 2500000 --many 24 azure:conformance:/faulty
         grep -q '^FAIL' "$OUT" && show "$OUT" 100
+        expect_exit 0 env CRESTIC_HTTP_RETRY_MAX_SECONDS=60 "$CRESTIC" --cache-dir "$T/cache-px" \
+            -o "azure.endpoint=http://127.0.0.1:$PPORT/$ACCOUNT" -r "$REPO" check --read-data
         for kind in 500 503 drop truncate; do
             expect_true "the proxy injected '$kind' faults" grep -q "^fault $kind " "$T/proxy.log"
         done
-        expect_exit 0 env CRESTIC_HTTP_RETRY_MAX_SECONDS=60 "$CRESTIC" --cache-dir "$T/cache-px" \
-            -o "azure.endpoint=http://127.0.0.1:$PPORT/$ACCOUNT" -r "$REPO" check --read-data
     fi
 else
     fail "crestic-conformance not built next to $CRESTIC"
