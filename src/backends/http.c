@@ -9,11 +9,12 @@
 #include <strings.h>
 #include <time.h>
 
+#include "backends/http_mux.h"
 #include "util/cleanup.h"
 #include "util/error.h"
 
 #define POOL_MAX 16
-#define DEFAULT_USER_AGENT "crestic/0.1"
+#define DEFAULT_USER_AGENT "crestic/" CRESTIC_VERSION
 #define DEFAULT_RETRY_MAX_SECONDS 900.0
 #define DEFAULT_STALL_SECONDS 120L
 #define CONNECT_TIMEOUT_SECONDS 30L
@@ -32,6 +33,7 @@ struct cr_http {
     pthread_mutex_t lock; /* guards pool */
     CURL *pool[POOL_MAX];
     int npool;
+    cr_http_mux *mux; /* one caller-made connection (cr_http_config.stream), or NULL */
 };
 
 /* ---- process-wide state ----------------------------------------------------- */
@@ -77,6 +79,90 @@ static bool cancelled(void)
     return cancel_flag && *cancel_flag;
 }
 
+/* ---- rate limits (--limit-upload, --limit-download) ------------------------ */
+
+/* A bucket for all transfers in one direction: each body chunk moves the
+ * time at which the bucket is empty again; a transfer whose chunk lies in the
+ * future waits.  A quarter second's worth may go at once (burst). */
+#define LIMIT_BURST_SECONDS 0.25
+
+typedef struct {
+    double rate; /* bytes/s, 0: unlimited */
+    double empty_at;
+} rate_bucket;
+
+static pthread_mutex_t limit_lock = PTHREAD_MUTEX_INITIALIZER;
+static rate_bucket upload_bucket, download_bucket;
+
+static double now_seconds(void);
+static bool backoff_sleep(double seconds);
+
+void cr_http_set_limits(uint64_t upload_kib, uint64_t download_kib)
+{
+    pthread_mutex_lock(&limit_lock);
+    upload_bucket = (rate_bucket){.rate = (double)upload_kib * 1024.0};
+    download_bucket = (rate_bucket){.rate = (double)download_kib * 1024.0};
+    pthread_mutex_unlock(&limit_lock);
+}
+
+static bool limited(const rate_bucket *b)
+{
+    pthread_mutex_lock(&limit_lock);
+    bool on = b->rate > 0;
+    pthread_mutex_unlock(&limit_lock);
+    return on;
+}
+
+/* The most a chunk may carry, so that one chunk never exceeds the burst. */
+static size_t limit_chunk(rate_bucket *b, size_t want)
+{
+    pthread_mutex_lock(&limit_lock);
+    double burst = b->rate * LIMIT_BURST_SECONDS;
+    pthread_mutex_unlock(&limit_lock);
+    size_t most = burst < 1024 ? 1024 : (size_t)burst;
+    return want < most ? want : most;
+}
+
+/* Account n bytes and wait until they are allowed.  false if cancelled. */
+static bool limit_take(rate_bucket *b, size_t n)
+{
+    pthread_mutex_lock(&limit_lock);
+    double now = now_seconds(), wait = 0;
+    if (b->rate > 0) {
+        if (b->empty_at < now - LIMIT_BURST_SECONDS) b->empty_at = now - LIMIT_BURST_SECONDS;
+        b->empty_at += (double)n / b->rate;
+        wait = b->empty_at - LIMIT_BURST_SECONDS - now;
+    }
+    pthread_mutex_unlock(&limit_lock);
+    return wait <= 0 || backoff_sleep(wait);
+}
+
+/* A request body read by curl in chunks (only when uploads are limited;
+ * otherwise curl sends straight from the caller's memory). */
+typedef struct {
+    const char *data;
+    size_t len, pos;
+} body_reader;
+
+static size_t read_body_limited(char *p, size_t size, size_t n, void *ud)
+{
+    body_reader *br = ud;
+    size_t want = limit_chunk(&upload_bucket, size * n);
+    if (want > br->len - br->pos) want = br->len - br->pos;
+    if (want && !limit_take(&upload_bucket, want)) return CURL_READFUNC_ABORT;
+    memcpy(p, br->data + br->pos, want);
+    br->pos += want;
+    return want;
+}
+
+static int seek_body(void *ud, curl_off_t off, int origin)
+{
+    body_reader *br = ud;
+    if (origin != SEEK_SET || off < 0 || (size_t)off > br->len) return CURL_SEEKFUNC_FAIL;
+    br->pos = (size_t)off;
+    return CURL_SEEKFUNC_OK;
+}
+
 /* ---- context ---------------------------------------------------------------- */
 
 static double env_seconds(const char *name, double dflt)
@@ -113,6 +199,7 @@ int cr_http_new(const cr_http_config *cfg, cr_http **out)
     h->stall_seconds = (long)env_seconds("CRESTIC_HTTP_STALL_SECONDS", DEFAULT_STALL_SECONDS);
     if (h->stall_seconds < 1) h->stall_seconds = 1;
     int r = copy_config(h, cfg);
+    if (r == 0 && cfg->stream) r = cr_http_mux_new(cfg->stream, &h->mux);
     if (r < 0) {
         cr_http_free(h);
         return r;
@@ -130,6 +217,7 @@ static void wipe_free(char *s)
 void cr_http_free(cr_http *h)
 {
     if (!h) return;
+    cr_http_mux_free(h->mux);
     for (int i = 0; i < h->npool; i++) curl_easy_cleanup(h->pool[i]);
     pthread_mutex_destroy(&h->lock);
     wipe_free(h->username);
@@ -181,12 +269,18 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+static size_t on_body_limited(char *p, size_t size, size_t n, void *ud)
+{
+    if (!limit_take(&download_bucket, size * n)) return 0; /* cancelled */
+    return on_body(p, size, n, ud);
+}
+
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
     return cancelled() ? 1 : 0;
 }
 
-static void set_method(CURL *c, const cr_http_req *req)
+static void set_method(CURL *c, const cr_http_req *req, body_reader *br)
 {
     const char *m = req->method;
     if (!strcmp(m, "HEAD")) {
@@ -198,7 +292,15 @@ static void set_method(CURL *c, const cr_http_req *req)
     } else {
         /* POST, PUT: the body (possibly empty) is sent from memory. */
         curl_easy_setopt(c, CURLOPT_POST, 1L);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? (const char *)req->body : "");
+        if (limited(&upload_bucket)) {
+            *br = (body_reader){.data = req->body, .len = req->body ? req->body_len : 0};
+            curl_easy_setopt(c, CURLOPT_READFUNCTION, read_body_limited);
+            curl_easy_setopt(c, CURLOPT_READDATA, br);
+            curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, seek_body);
+            curl_easy_setopt(c, CURLOPT_SEEKDATA, br);
+        } else {
+            curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? (const char *)req->body : "");
+        }
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         if (strcmp(m, "POST")) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m);
     }
@@ -234,8 +336,14 @@ oom:
     return cr_error(-ENOMEM, "out of memory");
 }
 
+/* Per attempt: the body position and the time left for the request. */
+typedef struct {
+    body_reader body;
+    long timeout_ms; /* 0: none */
+} attempt_state;
+
 static void setup(cr_http *h, CURL *c, const cr_http_req *req, struct curl_slist *headers, char *range,
-                  cr_http_resp *resp, char *errbuf)
+                  cr_http_resp *resp, char *errbuf, attempt_state *st)
 {
     curl_easy_reset(c); /* keeps the connection cache */
     curl_easy_setopt(c, CURLOPT_URL, req->url);
@@ -249,7 +357,7 @@ static void setup(cr_http *h, CURL *c, const cr_http_req *req, struct curl_slist
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, h->stall_seconds);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, limited(&download_bucket) ? on_body_limited : on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp->body);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &resp->headers);
@@ -260,8 +368,10 @@ static void setup(cr_http *h, CURL *c, const cr_http_req *req, struct curl_slist
         curl_easy_setopt(c, CURLOPT_PASSWORD, h->password ? h->password : "");
     }
     set_tls(h, c);
-    set_method(c, req);
+    set_method(c, req, &st->body);
     if (range) curl_easy_setopt(c, CURLOPT_RANGE, range);
+    if (st->timeout_ms > 0) curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, st->timeout_ms);
+    if (h->mux) cr_http_mux_setup(h->mux, c);
 }
 
 static void read_answer(CURL *c, cr_http_resp *resp)
@@ -276,9 +386,9 @@ static void read_answer(CURL *c, cr_http_resp *resp)
 }
 
 static CURLcode attempt(cr_http *h, const cr_http_req *req, struct curl_slist *headers, char *range,
-                        cr_http_resp *resp, char *errbuf)
+                        cr_http_resp *resp, char *errbuf, long timeout_ms)
 {
-    CURL *c = borrow_handle(h);
+    CURL *c = h->mux ? curl_easy_init() : borrow_handle(h);
     if (!c) return CURLE_OUT_OF_MEMORY;
     cr_buf_reset(&resp->body);
     cr_buf_reset(&resp->headers);
@@ -286,10 +396,12 @@ static CURLcode attempt(cr_http *h, const cr_http_req *req, struct curl_slist *h
     resp->content_length = -1;
     resp->content_type[0] = 0;
     errbuf[0] = 0;
-    setup(h, c, req, headers, range, resp, errbuf);
-    CURLcode rc = curl_easy_perform(c);
+    attempt_state st = {.timeout_ms = timeout_ms};
+    setup(h, c, req, headers, range, resp, errbuf, &st);
+    CURLcode rc = h->mux ? cr_http_mux_perform(h->mux, c) : curl_easy_perform(c);
     if (rc == CURLE_OK) read_answer(c, resp);
-    return_handle(h, c);
+    if (h->mux) curl_easy_cleanup(c);
+    else return_handle(h, c);
     return rc;
 }
 
@@ -388,13 +500,20 @@ int cr_http_request(cr_http *h, const cr_http_req *req, cr_http_resp *resp)
     char range_buf[64], errbuf[CURL_ERROR_SIZE];
     char *range = range_string(req, range_buf, sizeof range_buf);
     double start = now_seconds(), interval = BACKOFF_FIRST;
+    double cap = req->timeout_seconds && req->timeout_seconds < h->retry_max_seconds ? req->timeout_seconds : h->retry_max_seconds;
     int r;
     for (;;) {
-        CURLcode rc = attempt(h, req, headers, range, resp, errbuf);
+        double left_ms = (cap - (now_seconds() - start)) * 1000;
+        long timeout_ms = !req->timeout_seconds ? 0 : left_ms < 1 ? 1 : (long)left_ms;
+        CURLcode rc = attempt(h, req, headers, range, resp, errbuf, timeout_ms);
         if (rc == CURLE_OK && (!status_is_transient(resp->status) || req->no_retry)) { r = 0; break; }
+        if (rc != CURLE_OK && h->mux && cr_http_mux_closed(h->mux)) {
+            r = cr_error_ctx(cr_http_mux_closed_error(h->mux), "%s %s", req->method, shown_url(req));
+            break;
+        }
         if (rc != CURLE_OK && (transport_error_is_permanent(rc) || req->no_retry)) { r = transport_error(req, rc, errbuf); break; }
         double wait = jittered(interval);
-        if (now_seconds() - start + wait > h->retry_max_seconds) {
+        if (now_seconds() - start + wait > cap) {
             r = rc != CURLE_OK ? transport_error(req, rc, errbuf) : cr_http_status_error(req, resp);
             r = cr_error_ctx(r, "giving up after %.0f s of retries", now_seconds() - start);
             break;

@@ -43,9 +43,29 @@ int cr_http_set_tls(const cr_http_tls *tls);
  * non-zero ends the request with CR_E_INTERRUPTED. */
 void cr_http_set_cancel(const volatile int *flag);
 
+/* Overall rate limits for all HTTP transfers of the process together, in
+ * KiB/s (0: unlimited); the CLI sets them from --limit-upload and
+ * --limit-download.  Only request and answer bodies count. */
+void cr_http_set_limits(uint64_t upload_kib, uint64_t download_kib);
+
+/* One connection for every request of a context: libcurl connects once to
+ * the abstract unix socket `abstract_socket` (a name without the leading NUL,
+ * e.g. one whose accepted end became the stdin/stdout of `rclone serve
+ * restic --stdio`), and all requests go over it as HTTP/2 with prior
+ * knowledge, multiplexed by a thread of the context.  It is never reopened:
+ * once it is closed, requests fail at once (no retries) with the message set
+ * by closed(ud), which returns the error code (e.g. naming the exit status
+ * of the process behind it). */
+typedef struct {
+    const char *abstract_socket;
+    int (*closed)(void *ud);
+    void *ud;
+} cr_http_stream;
+
 typedef struct {
     const char *username, *password; /* HTTP Basic when username is set */
-    const char *user_agent;          /* default "crestic/0.1" */
+    const char *user_agent;          /* default "crestic/<version>" */
+    const cr_http_stream *stream;    /* NULL: libcurl connects by the URL */
 } cr_http_config;
 
 int cr_http_new(const cr_http_config *cfg, cr_http **out);
@@ -62,6 +82,7 @@ typedef struct {
     uint64_t range_off, range_len; /* range_len 0: to the end */
     bool no_retry;              /* one attempt: transient statuses (5xx, 429, 408) are handed back
                                  * and transport failures fail at once (the caller recovers itself) */
+    unsigned timeout_seconds;   /* time limit of the request, retries included (0: the retry cap) */
 } cr_http_req;
 
 typedef struct {

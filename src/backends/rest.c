@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backends/http.h"
+#include "backends/rest_proto.h"
 #include "util/cleanup.h"
 #include "util/error.h"
 #include "util/id.h"
@@ -15,11 +16,7 @@
 #define REST_V2 "application/vnd.x.restic.rest.v2"
 #define DEFAULT_CONNECTIONS 5
 
-typedef struct {
-    cr_backend base;
-    cr_http *http;
-    char *base_url; /* scheme://host[:port][/path], no credentials, no trailing '/' */
-} rest_backend;
+typedef cr_rest_backend rest_backend;
 
 static rest_backend *as_rest(cr_backend *b)
 {
@@ -131,13 +128,19 @@ static int display_location(const char *loc, char **out)
     return 0;
 }
 
-static void rest_close(cr_backend *b)
+void cr_rest_release(cr_rest_backend *rb)
 {
-    rest_backend *rb = as_rest(b);
     cr_http_free(rb->http);
     free(rb->base_url);
-    free(b->location);
-    free(rb);
+    free(rb->base.location);
+    rb->http = NULL;
+    rb->base_url = rb->base.location = NULL;
+}
+
+static void rest_close(cr_backend *b)
+{
+    cr_rest_release(as_rest(b));
+    free(b);
 }
 
 static int rest_open(const char *loc, cr_backend **out)
@@ -183,7 +186,7 @@ static int object_url(rest_backend *rb, cr_filetype t, const char *name, char **
     return 0;
 }
 
-static int rest_stat(cr_backend *b, cr_filetype t, const char *name, uint64_t *size)
+int cr_rest_stat(cr_backend *b, cr_filetype t, const char *name, uint64_t *size)
 {
     rest_backend *rb = as_rest(b);
     _cleanup_free_ char *url = NULL;
@@ -225,7 +228,7 @@ static int take_range(const cr_http_req *req, cr_http_resp *resp, cr_buf *out)
     return cr_buf_append(out, resp->body.data + skip, want);
 }
 
-static int rest_load(cr_backend *b, cr_filetype t, const char *name, uint64_t off, uint64_t len, cr_buf *out)
+int cr_rest_load(cr_backend *b, cr_filetype t, const char *name, uint64_t off, uint64_t len, cr_buf *out)
 {
     rest_backend *rb = as_rest(b);
     _cleanup_free_ char *url = NULL;
@@ -240,7 +243,7 @@ static int rest_load(cr_backend *b, cr_filetype t, const char *name, uint64_t of
     return take_range(&req, &resp, out);
 }
 
-static int rest_save(cr_backend *b, cr_filetype t, const char *name, const void *data, size_t n)
+int cr_rest_save(cr_backend *b, cr_filetype t, const char *name, const void *data, size_t n)
 {
     rest_backend *rb = as_rest(b);
     _cleanup_free_ char *url = NULL;
@@ -252,7 +255,7 @@ static int rest_save(cr_backend *b, cr_filetype t, const char *name, const void 
     return 0;
 }
 
-static int rest_remove(cr_backend *b, cr_filetype t, const char *name)
+int cr_rest_remove(cr_backend *b, cr_filetype t, const char *name)
 {
     rest_backend *rb = as_rest(b);
     _cleanup_free_ char *url = NULL;
@@ -292,7 +295,7 @@ static int list_v1(cr_backend *b, cr_filetype t, const cr_json *root, const char
         if (!cr_json_is(e, CR_JSON_STRING)) return cr_error(CR_E_FORMAT, "GET %s: malformed list entry %u", url, i);
         if (!cr_is_hex_name(e->str, e->len)) continue;
         uint64_t size;
-        int r = rest_stat(b, t, e->str, &size);
+        int r = cr_rest_stat(b, t, e->str, &size);
         if (r == -ENOENT) continue; /* removed while listing */
         CR_TRY(r);
         CR_TRY(cb(ud, e->str, size));
@@ -305,7 +308,7 @@ static void json_freep(cr_json_doc **d)
     cr_json_free(*d);
 }
 
-static int rest_list(cr_backend *b, cr_filetype t, cr_list_cb cb, void *ud)
+int cr_rest_list(cr_backend *b, cr_filetype t, cr_list_cb cb, void *ud)
 {
     rest_backend *rb = as_rest(b);
     if (t == CR_FILE_CONFIG) return 0;
@@ -326,23 +329,27 @@ static int rest_list(cr_backend *b, cr_filetype t, cr_list_cb cb, void *ud)
 
 /* ---- create ----------------------------------------------------------------- */
 
+int cr_rest_create_layout(cr_backend *b)
+{
+    rest_backend *rb = as_rest(b);
+    uint64_t size;
+    int r = cr_rest_stat(b, CR_FILE_CONFIG, NULL, &size);
+    if (r == 0) return cr_error(-EEXIST, "config file already exists");
+    if (r != -ENOENT) return r;
+    _cleanup_free_ char *url = NULL;
+    if (asprintf(&url, "%s/?create=true", rb->base_url) < 0) return cr_error(-ENOMEM, "out of memory");
+    cr_http_req req = {.method = "POST", .url = url, .headers = accept_only};
+    _cleanup_(cr_http_resp_free) cr_http_resp resp = {0};
+    CR_TRY(cr_http_request(rb->http, &req, &resp));
+    if (resp.status != 200 && resp.status != 201) return cr_http_status_error(&req, &resp);
+    return 0;
+}
+
 static int rest_create(const char *loc, cr_backend **out)
 {
     cr_backend *b;
     CR_TRY(rest_open(loc, &b));
-    rest_backend *rb = as_rest(b);
-    uint64_t size;
-    int r = rest_stat(b, CR_FILE_CONFIG, NULL, &size);
-    if (r == 0) r = cr_error(-EEXIST, "config file already exists");
-    else if (r == -ENOENT) r = 0;
-    _cleanup_free_ char *url = NULL;
-    if (r == 0 && asprintf(&url, "%s/?create=true", rb->base_url) < 0) r = cr_error(-ENOMEM, "out of memory");
-    if (r == 0) {
-        cr_http_req req = {.method = "POST", .url = url, .headers = accept_only};
-        _cleanup_(cr_http_resp_free) cr_http_resp resp = {0};
-        r = cr_http_request(rb->http, &req, &resp);
-        if (r == 0 && resp.status != 200 && resp.status != 201) r = cr_http_status_error(&req, &resp);
-    }
+    int r = cr_rest_create_layout(b);
     if (r < 0) {
         rest_close(b);
         return r;
@@ -356,10 +363,10 @@ const cr_backend_ops cr_backend_rest = {
     .open = rest_open,
     .create = rest_create,
     .close = rest_close,
-    .stat = rest_stat,
-    .load = rest_load,
-    .save = rest_save,
-    .remove = rest_remove,
-    .list = rest_list,
+    .stat = cr_rest_stat,
+    .load = cr_rest_load,
+    .save = cr_rest_save,
+    .remove = cr_rest_remove,
+    .list = cr_rest_list,
     .options = (const char *const[]){"connections", NULL},
 };

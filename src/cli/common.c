@@ -314,6 +314,7 @@ int cr_cli_backend(cr_global *g, const char *location, bool create, cr_backend *
     cr_http_tls tls = {.cacert = env_or(g, g->cacert, "CACERT"), .client_cert = env_or(g, g->tls_client_cert, "TLS_CLIENT_CERT"),
                        .insecure = g->insecure_tls};
     CR_TRY(cr_http_set_tls(&tls));
+    cr_http_set_limits(g->limit_upload > 0 ? (uint64_t)g->limit_upload : 0, g->limit_download > 0 ? (uint64_t)g->limit_download : 0);
     CR_TRY(cr_backend_set_options((const char *const *)g->options.v, g->options.n));
     cr_http_set_cancel(&cr_interrupted);
     return create ? cr_backend_create(location, out) : cr_backend_open(location, out);
