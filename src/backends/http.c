@@ -434,6 +434,15 @@ static bool transport_error_is_permanent(CURLcode rc)
     }
 }
 
+/* A TLS alert from the server (e.g. "alert bad certificate" when it refuses
+ * our client certificate) arrives as a receive error, but is a refusal that
+ * another try cannot change. */
+static bool tls_alert(CURLcode rc, const char *errbuf)
+{
+    return (rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR || rc == CURLE_SSL_CONNECT_ERROR) &&
+           strstr(errbuf, "SSL") && strstr(errbuf, " alert ");
+}
+
 static bool status_is_transient(long status)
 {
     return status >= 500 || status == 429 || status == 408;
@@ -511,7 +520,12 @@ int cr_http_request(cr_http *h, const cr_http_req *req, cr_http_resp *resp)
             r = cr_error_ctx(cr_http_mux_closed_error(h->mux), "%s %s", req->method, shown_url(req));
             break;
         }
-        if (rc != CURLE_OK && (transport_error_is_permanent(rc) || req->no_retry)) { r = transport_error(req, rc, errbuf); break; }
+        if (rc != CURLE_OK && (transport_error_is_permanent(rc) || tls_alert(rc, errbuf) || req->no_retry)) {
+            r = transport_error(req, rc, errbuf);
+            if (tls_alert(rc, errbuf) && strstr(errbuf, "certificate"))
+                r = cr_error_ctx(r, "the server refused the TLS connection (a client certificate may be required or not accepted: --tls-client-cert)");
+            break;
+        }
         double wait = jittered(interval);
         if (now_seconds() - start + wait > cap) {
             r = rc != CURLE_OK ? transport_error(req, rc, errbuf) : cr_http_status_error(req, resp);

@@ -5,6 +5,7 @@
  * CURL_SOCKOPT_ALREADY_CONNECTED, hence the socket name.) */
 #include "backends/http_mux.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ struct cr_http_mux {
     bool stop;
     bool opened; /* the one connection was made */
     bool closed; /* ... and closed again */
+    int fd;      /* its socket while open, else -1 (mux thread only) */
 };
 
 /* ---- socket callbacks (run on the mux thread) ------------------------------ */
@@ -51,7 +53,8 @@ static curl_socket_t open_stream(void *ud, curlsocktype purpose, struct curl_soc
     if (!first) m->closed = true;
     pthread_mutex_unlock(&m->lock);
     if (!first) return CURL_SOCKET_BAD;
-    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    m->fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    return m->fd;
 }
 
 static int close_stream(void *ud, curl_socket_t fd)
@@ -60,6 +63,7 @@ static int close_stream(void *ud, curl_socket_t fd)
     pthread_mutex_lock(&m->lock);
     m->closed = true;
     pthread_mutex_unlock(&m->lock);
+    if (fd == m->fd) m->fd = -1;
     return close(fd);
 }
 
@@ -103,6 +107,17 @@ static void add_queued(cr_http_mux *m)
     }
 }
 
+/* libcurl notices a connection the peer closed only when it next uses it;
+ * a failed transfer asks at once, so that the caller does not retry. */
+static void check_peer(cr_http_mux *m)
+{
+    struct pollfd pfd = {.fd = m->fd, .events = POLLRDHUP};
+    if (m->fd < 0 || poll(&pfd, 1, 0) != 1 || !(pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))) return;
+    pthread_mutex_lock(&m->lock);
+    m->closed = true;
+    pthread_mutex_unlock(&m->lock);
+}
+
 static void finish_done(cr_http_mux *m)
 {
     CURLMsg *msg;
@@ -113,6 +128,7 @@ static void finish_done(cr_http_mux *m)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
         CURLcode rc = msg->data.result;
         curl_multi_remove_handle(m->multi, msg->easy_handle);
+        if (rc != CURLE_OK) check_peer(m);
         pthread_mutex_lock(&m->lock);
         j->rc = rc;
         j->done = true;
@@ -146,6 +162,7 @@ int cr_http_mux_new(const cr_http_stream *stream, cr_http_mux **out)
     if (!m) return cr_error(-ENOMEM, "out of memory");
     m->stream = *stream;
     m->stream.abstract_socket = NULL;
+    m->fd = -1;
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->done, NULL);
     m->multi = curl_multi_init();

@@ -57,6 +57,7 @@ typedef struct {
     pid_t pid;             /* 0 until started */
     bool reaped;
     int status;            /* waitpid() status once reaped */
+    bool answered;         /* rclone answered the first request */
 } rclone_backend;
 
 static rclone_backend *as_rclone(cr_backend *b)
@@ -143,15 +144,15 @@ static int spawn_child(char *const *argv, int sock, pid_t *pid)
     return 0;
 }
 
-/* rclone sees EOF once libcurl's connection is closed; then TERM, then KILL;
- * always reaped. */
-static void end_child(rclone_backend *rb)
+/* rclone sees EOF once libcurl's connection is closed and should exit within
+ * `grace` seconds; else its process group gets TERM, then KILL.  Always reaped. */
+static void end_child(rclone_backend *rb, double grace)
 {
     pthread_mutex_lock(&rb->lock);
-    if (rb->pid > 0 && !reap_within(rb, EXIT_WAIT_SECONDS)) {
-        kill(rb->pid, SIGTERM);
+    if (rb->pid > 0 && !reap_within(rb, grace)) {
+        kill(-rb->pid, SIGTERM);
         if (!reap_within(rb, TERM_WAIT_SECONDS)) {
-            kill(rb->pid, SIGKILL);
+            kill(-rb->pid, SIGKILL);
             reap_within(rb, 1e9);
         }
     }
@@ -273,7 +274,7 @@ static void rclone_close(cr_backend *b)
     if (rb->listen_fd >= 0) close(rb->listen_fd);
     cr_http_free(rb->rest.http); /* closes the connection: rclone sees EOF */
     rb->rest.http = NULL;
-    end_child(rb);
+    end_child(rb, rb->answered ? EXIT_WAIT_SECONDS : 0);
     cr_strlist_free(&rb->argv);
     cr_rest_release(&rb->rest);
     pthread_mutex_destroy(&rb->lock);
@@ -289,7 +290,11 @@ static int probe(rclone_backend *rb)
     static const char *const accept[] = {"Accept: application/vnd.x.restic.rest.v2", NULL};
     cr_http_req req = {.method = "GET", .url = url, .headers = accept, .timeout_seconds = rb->timeout};
     _cleanup_(cr_http_resp_free) cr_http_resp resp = {0};
-    return cr_error_ctx(cr_http_request(rb->rest.http, &req, &resp), "error talking HTTP to rclone");
+    time_t t0 = time(NULL);
+    int r = cr_http_request(rb->rest.http, &req, &resp);
+    if (r < 0 && r != CR_E_INTERRUPTED && rb->timeout && time(NULL) - t0 >= (time_t)rb->timeout)
+        r = cr_error_ctx(r, "rclone did not answer within %u s (option rclone.timeout)", rb->timeout);
+    return cr_error_ctx(r, "error talking HTTP to rclone");
 }
 
 /* rclone is started when libcurl first connects, by the probe request. */
@@ -309,6 +314,7 @@ static int start(rclone_backend *rb, const char *remote)
     close(rb->listen_fd); /* nobody connects again */
     rb->listen_fd = -1;
     if (rb->start_error) return cr_error(rb->start_error, "%s", rb->start_message);
+    rb->answered = r == 0;
     return r;
 }
 

@@ -8,6 +8,7 @@
 #   - server gone: clean failure within CRESTIC_HTTP_RETRY_MAX_SECONDS
 #   - transient 500/503 and dropped connections (tests/tools/faultproxy.py):
 #     retried, the commands still succeed
+#   - the backend conformance suite, plain and through faultproxy
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 need_restic
 
@@ -172,6 +173,21 @@ if [ -f "$TOOLS/faultproxy.py" ]; then
     expect_true "v1: one snapshot listed" \
         "$PY" -c 'import json,sys; sys.exit(len(json.load(open(sys.argv[1])))!=1)' "$OUT"
     expect_exit 0 cr -r "$V1_REPO" check --read-data
+fi
+
+# ---------------------------------------------------------------------------
+CONF=$(dirname "$CRESTIC")/crestic-conformance
+if [ -x "$CONF" ]; then
+    section "conformance suite on rest:"
+    expect_exit 0 "$CONF" "rest:$BASE/conformance"
+    show "$OUT" 200
+    if [ -n "${PPORT:-}" ]; then
+        section "conformance suite on rest: through faultproxy"
+        CRESTIC_HTTP_RETRY_MAX_SECONDS=60 expect_exit 0 "$CONF" "rest:http://$REST_USER:$REST_PASS@127.0.0.1:$PPORT/conformance-px"
+        show "$OUT" 200
+    fi
+else
+    fail "crestic-conformance not built next to $CRESTIC"
 fi
 
 # ---------------------------------------------------------------------------
