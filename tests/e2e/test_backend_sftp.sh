@@ -222,6 +222,24 @@ expect_exit 0 r -r "sftp:x:$KR" check
 expect_exit 0 c -r "sftp:x:$KR" backup "$T/big"
 expect_exit 0 r -r "sftp:x:$KR" check --read-data
 
+section "Ctrl-C reaches crestic, not ssh (own process group)"
+# A backup waiting on stdin holds a lock; SIGINT to crestic's whole process
+# group (what a terminal's Ctrl-C does) must leave ssh running, so that
+# crestic can still remove its lock over it before exiting 130.
+mkfifo "$T/fifo"
+sleep 60 >"$T/fifo" &
+bg_register $!
+setsid "$CRESTIC" --cache-dir "$T/cache-crestic" -o sftp.command="$CMD" -r "sftp:x:$KR" backup --stdin \
+    <"$T/fifo" >"$T/int.out" 2>"$T/int.err" &
+CPID=$!
+for i in $(seq 200); do [ -n "$(ls -A "$KR/locks")" ] && break; sleep 0.05; done
+expect_true "the waiting backup holds a lock" test -n "$(ls -A "$KR/locks")"
+kill -INT -- "-$CPID"
+IRC=0
+wait "$CPID" || IRC=$?
+if [ "$IRC" = 130 ]; then pass "SIGINT to the group: exit 130"; else fail "SIGINT to the group: exit 130" "rc=$IRC"; show "$T/int.err"; fi
+expect_true "SIGINT to the group: the lock was removed over the still running ssh" bash -c "[ -z \"\$(ls -A '$KR/locks')\" ]"
+
 # ---------------------------------------------------------------------------
 CONF=${CRESTIC_BUILD:-$(dirname "$CRESTIC")}/crestic-conformance
 if [ -x "$CONF" ]; then
