@@ -437,7 +437,7 @@ static int upload(b2_backend *b, const upload_job *job, upload_slot *s, const ch
         slot_free(s);
         if (attempt >= UPLOAD_ATTEMPTS || now_seconds() - start + pause > b->retry_max_seconds)
             return cr_error_ctx(r, "giving up after %d attempts", attempt);
-        fprintf(stderr, "%s: %s, retrying with a new upload URL\n", what, cr_error_message());
+        fprintf(stderr, "%s, retrying with a new upload URL\n", cr_error_message());
         cr_error_clear();
         if (!token_problem(&resp)) sleep_seconds(pause);
         pause = pause * 1.5 > 5.0 ? 5.0 : pause * 1.5;
@@ -550,7 +550,7 @@ typedef struct {
     char *ids[100];
     bool unfinished[100];
     int n;
-    int err;
+    bool complete; /* the answer held every version of the name */
 } versions_ctx;
 
 static int versions_cb(void *ud, const cr_b2_file *f)
@@ -574,7 +574,9 @@ static int list_versions(b2_backend *b, const char *full, versions_ctx *c)
     _cleanup_(cr_http_resp_free) cr_http_resp resp = {0};
     CR_TRY(api_call_ok(b, "b2_list_file_versions", kv, &resp));
     _cleanup_free_ char *next = NULL, *next_id = NULL;
-    return cr_b2_parse_file_list((const char *)resp.body.data, resp.body.len, versions_cb, c, &next, &next_id);
+    CR_TRY(cr_b2_parse_file_list((const char *)resp.body.data, resp.body.len, versions_cb, c, &next, &next_id));
+    c->complete = c->n < 100 && (!next || strcmp(next, full));
+    return 0;
 }
 
 static int hide(b2_backend *b, const char *full)
@@ -615,6 +617,7 @@ static int remove_versions(b2_backend *b, const char *full)
                 return hide(b, full);
             }
         }
+        if (c.complete) return 0;
     }
     return cr_error(-EIO, "b2: %s: versions keep appearing while removing them", full);
 }
