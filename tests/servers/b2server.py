@@ -40,7 +40,7 @@ expired_auth_token): a client must authorize again / get a new upload URL.
 Data lives under DIR: one .data and one .json file per file version
 (DIR/files), bucket records in DIR/buckets.json, unfinished large-file parts
 under DIR/parts.  It is read back when the server starts.  Each request is
-logged as one line "CALL name status" on stderr (for the tests' counts).
+logged as one line "CALL name status [code]" on stderr (for the tests' counts).
 """
 import argparse
 import base64
@@ -560,6 +560,7 @@ def parse_range(header, size):
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "b2server/1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
 
     def log_message(self, fmt, *args):
         pass
@@ -568,7 +569,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def b2(self):
         return self.server.b2
 
-    def send_json(self, status, obj, call="-"):
+    def send_json(self, status, obj, call="-", code=None):
         body = json.dumps(obj).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=utf-8")
@@ -577,10 +578,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        self.b2.log("CALL %s %d" % (call, status))
+        self.b2.log("CALL %s %d%s" % (call, status, " " + code if code else ""))
 
     def send_error_json(self, e, call):
-        self.send_json(e.status, {"status": e.status, "code": e.code, "message": e.message}, call)
+        self.send_json(e.status, {"status": e.status, "code": e.code, "message": e.message}, call, e.code)
 
     def read_body(self):
         if self.headers.get("Transfer-Encoding"):
