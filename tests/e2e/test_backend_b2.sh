@@ -30,7 +30,7 @@ start_b2() {
         >"$T/$name.port" 2>"$T/$name.log" &
     bg_register $!
     for i in $(seq 100); do
-        port=$(sed -n 's/^PORT //p' "$T/$name.port")
+        port=$(sed -n 's/^PORT //p' "$T/$name.port" 2>/dev/null)
         [ -n "$port" ] && break
         sleep 0.1
     done
