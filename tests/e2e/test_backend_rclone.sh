@@ -9,7 +9,7 @@
 #   - rclone missing, exiting at once, never answering: a quick, clear error
 #     and restic's exit code; its stderr passes through
 #   - Ctrl-C (SIGINT to crestic alone, rclone runs in its own process group):
-#     exit 130 and rclone is ended
+#     exit 130 and rclone is ended; rclone killed mid-backup: exit 1, no hang
 #   - the backend conformance suite on rclone:
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 need_restic
@@ -160,6 +160,25 @@ t1=$(date +%s)
 if [ "$RC" -eq 130 ] && [ $((t1 - t0)) -le 10 ]; then pass "interrupted backup: exit 130 within 10 s"
 else fail "interrupted backup: exit 130 within 10 s" "rc=$RC, $((t1 - t0)) s"; show "$T/int.err"; fi
 expect_no_rclone "$CR_DIR" "interrupted backup: rclone was ended"
+expect_exit 0 cr -r "$CR_REPO" unlock
+expect_exit 0 cr -r "$CR_REPO" check
+
+# ---------------------------------------------------------------------------
+section "rclone killed during a backup"
+RESTIC_CACHE_DIR=$T/cache-crestic "$CRESTIC" -r "$CR_REPO" --limit-upload 256 backup "$T/slow" >"$T/kill.out" 2>"$T/kill.err" &
+CPID=$!
+bg_register "$CPID"
+RPID=
+for i in $(seq 50); do RPID=$(rclone_left "$CR_DIR"); [ -n "$RPID" ] && break; sleep 0.1; done
+sleep 1.5
+[ -n "$RPID" ] && kill -KILL $RPID
+t0=$(date +%s)
+wait "$CPID"
+RC=$?
+t1=$(date +%s)
+if [ "$RC" -eq 1 ] && [ $((t1 - t0)) -le 10 ]; then pass "rclone killed: crestic exits 1 within 10 s, no hang"
+else fail "rclone killed: crestic exits 1 within 10 s" "rc=$RC, $((t1 - t0)) s"; show "$T/kill.err"; fi
+expect_grep "$T/kill.err" "connection to rclone lost: rclone was killed by signal 9" "rclone killed: the error says so"
 expect_exit 0 cr -r "$CR_REPO" unlock
 expect_exit 0 cr -r "$CR_REPO" check
 
