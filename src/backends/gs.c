@@ -634,7 +634,9 @@ static int endpoint_setting(gs_backend *gb)
     size_t n = strlen(e);
     while (n > 0 && e[n - 1] == '/') n--;
     const char *host = !strncmp(e, "https://", 8) ? e + 8 : !strncmp(e, "http://", 7) ? e + 7 : NULL;
-    if (!host || host >= e + n || memchr(e, '@', n) || memchr(e, '?', n) || memchr(e, '#', n))
+    size_t host_len = host ? strcspn(host, "/") : 0;
+    if (host && host + host_len > e + n) host_len = (size_t)(e + n - host);
+    if (!host || host_len == 0 || host[host_len - 1] == ':' || memchr(e, '@', n) || memchr(e, '?', n) || memchr(e, '#', n))
         return cr_error(CR_E_USAGE, "invalid value for option gs.endpoint: expected http(s)://host[:port][/path]");
     if (!(gb->endpoint = strndup(e, n))) return cr_error(-ENOMEM, "out of memory");
     return 0;

@@ -163,6 +163,8 @@ expect_exit 1 gs -o gs.connections=0 snapshots
 expect_grep "$ERR" "gs.connections" "gs.connections=0: refused, named"
 expect_exit 1 gs -o gs.nosuch=1 snapshots
 expect_grep "$ERR" "gs.nosuch" "unknown gs option: refused, named"
+expect_exit 1 gs -o gs.endpoint=http://127.0.0.1: snapshots
+expect_grep "$ERR" "gs.endpoint" "an endpoint without a port number after the colon: refused, named"
 expect_exit 0 gs -o gs.connections=2 snapshots
 
 # ---------------------------------------------------------------------------
@@ -216,8 +218,12 @@ if [ -x "$CONF" ]; then
     section "backend conformance suite"
     CRESTIC_LIST_PAGE_SIZE=3 expect_exit 0 "$CONF" -o "$EP_main" gs:conformance-bucket:/c
     grep -E '^FAIL' "$OUT" | head -n 10
+    # every 6th upload fails here: the suite makes ~150 uploads, each fault costs a back-off
+    start_gcs conffaults --fail-every 6
+    key_file "$T/sa-key.pem" "$PORT_conffaults" "$T/sa-conffaults.json"
     CRESTIC_LIST_PAGE_SIZE=3 CRESTIC_GS_RESUMABLE_THRESHOLD=262144 CRESTIC_GS_CHUNK_SIZE=262144 \
-        expect_exit 0 env GOOGLE_APPLICATION_CREDENTIALS="$T/sa-faulty.json" "$CONF" -o "$EP_faulty" gs:faulty-bucket:/conf
+        expect_exit 0 env GOOGLE_APPLICATION_CREDENTIALS="$T/sa-conffaults.json" "$CONF" -o "$EP_conffaults" gs:conformance-faults:/c
+    expect_true "faults were injected during the suite" grep -q "^fault 503 resumable chunk" "$T/conffaults.err"
     grep -E '^FAIL' "$OUT" | head -n 10
 else
     skip "crestic-conformance not built (CRESTIC_TESTS=ON builds it)"
