@@ -37,6 +37,7 @@
 #define EMULATOR_ENDPOINT "http://127.0.0.1:10000/" EMULATOR_ACCOUNT
 /* The emulator's published well-known key (not a secret). */
 #define EMULATOR_KEY "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+#define STALE_SIGNATURE_SECONDS 600
 #define MAX_PARAMS 5
 #define MAX_XMS 6
 
@@ -330,9 +331,18 @@ static int status_error(azure_backend *ab, const az_prepared *p, const cr_http_r
                     text[0] ? ": " : "", text);
 }
 
-/* Perform a call; the caller looks at resp->status and may call status_error(). */
+/* Perform a call; the caller looks at resp->status and may call status_error().
+ * The HTTP layer retries with the same headers, but the service refuses an
+ * x-ms-date older than 15 minutes: a 403 after long retries is tried once
+ * more, freshly signed. */
 static int az_send(azure_backend *ab, const az_call *c, az_prepared *p, cr_http_resp *resp)
 {
+    CR_TRY(prepare(ab, c, p));
+    time_t start = time(NULL);
+    CR_TRY(cr_http_request(ab->http, &p->req, resp));
+    if (resp->status != 403 || time(NULL) - start < STALE_SIGNATURE_SECONDS) return 0;
+    prepared_free(p);
+    *p = (az_prepared){0};
     CR_TRY(prepare(ab, c, p));
     return cr_http_request(ab->http, &p->req, resp);
 }
