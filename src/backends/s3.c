@@ -11,7 +11,7 @@
  * (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile AWS_PROFILE or
  * "default"), else anonymous (unsigned) requests.
  */
-#include "backends/backend.h"
+#include "backends/s3.h"
 
 #include <ctype.h>
 #include <openssl/evp.h>
@@ -353,18 +353,27 @@ static int s3_do(s3_backend *sb, const s3_call *c, cr_http_resp *resp, char **ur
 
 /* ---- error answers -------------------------------------------------------------- */
 
-/* <Error><Code>..</Code><Message>..</Message></Error>, either part may be absent. */
-static void error_fields(const cr_http_resp *resp, char *code, size_t ncode, char *msg, size_t nmsg)
+static void copy_line(char *out, size_t n, const cr_buf *b)
+{
+    snprintf(out, n, "%s", (const char *)b->data);
+    for (char *p = out; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' '; /* one printable line */
+}
+
+void cr_s3_error_fields(const void *body, size_t len, char *code, size_t ncode, char *msg, size_t nmsg)
 {
     code[0] = msg[0] = 0;
-    cr_xml doc = cr_xml_of(resp->body.data, resp->body.len), err;
-    if (!resp->body.len || cr_xml_next(&doc, "Error", &err) != 1) return;
+    cr_xml doc = cr_xml_of(body, len), err;
+    if (!len || cr_xml_next(&doc, "Error", &err) != 1) return;
     _cleanup_buf_ cr_buf b = CR_BUF_INIT;
-    if (cr_xml_text(&err, "Code", &b) == 1) snprintf(code, ncode, "%s", (const char *)b.data);
+    if (cr_xml_text(&err, "Code", &b) == 1) copy_line(code, ncode, &b);
     cr_buf_reset(&b);
-    if (cr_xml_text(&err, "Message", &b) == 1) snprintf(msg, nmsg, "%s", (const char *)b.data);
-    for (char *p = msg; *p; p++)
-        if ((unsigned char)*p < 0x20) *p = ' '; /* one line */
+    if (cr_xml_text(&err, "Message", &b) == 1) copy_line(msg, nmsg, &b);
+}
+
+static void error_fields(const cr_http_resp *resp, char *code, size_t ncode, char *msg, size_t nmsg)
+{
+    cr_s3_error_fields(resp->body.data, resp->body.len, code, ncode, msg, nmsg);
 }
 
 static bool is_credentials_code(const char *code)
@@ -559,51 +568,53 @@ static int s3_remove(cr_backend *b, cr_filetype t, const char *name)
 
 /* ---- list ------------------------------------------------------------------------ */
 
+/* One <Contents> entry: its key's last segment, when it is an object ID. */
+static int list_entry(const cr_xml *item, size_t prefix_len, cr_list_cb cb, void *ud, cr_buf *key)
+{
+    uint64_t size;
+    cr_buf_reset(key);
+    if (cr_xml_text(item, "Key", key) != 1 || cr_xml_u64(item, "Size", &size) != 1)
+        return cr_error(CR_E_FORMAT, "malformed <Contents> entry in the listing");
+    const char *k = (const char *)key->data;
+    size_t klen = strlen(k); /* an encoded NUL ends the name */
+    if (klen < prefix_len) return 0;
+    const char *base = strrchr(k + prefix_len, '/');
+    base = base ? base + 1 : k + prefix_len;
+    if (!cr_is_hex_name(base, strlen(base))) return 0;
+    return cb(ud, base, size);
+}
+
+int cr_s3_parse_list(const void *body, size_t len, size_t prefix_len, cr_list_cb cb, void *ud, cr_buf *token)
+{
+    cr_xml doc = cr_xml_of(body, len), item;
+    _cleanup_buf_ cr_buf key = CR_BUF_INIT, truncated = CR_BUF_INIT;
+    int r;
+    cr_buf_reset(token);
+    CR_TRY(cr_buf_nul(token));
+    while ((r = cr_xml_next(&doc, "Contents", &item)) == 1) {
+        r = list_entry(&item, prefix_len, cb, ud, &key);
+        if (r != 0) return r;
+    }
+    if (r < 0) return cr_error(CR_E_FORMAT, "malformed listing");
+    cr_xml all = cr_xml_of(body, len);
+    r = cr_xml_text(&all, "IsTruncated", &truncated);
+    if (r < 0) return cr_error(CR_E_FORMAT, "malformed listing");
+    if (r == 0 || strcmp((const char *)truncated.data, "true")) return 0;
+    r = cr_xml_text(&all, "NextContinuationToken", token);
+    if (r < 0 || token->len == 0 || strlen((const char *)token->data) != token->len) {
+        cr_buf_reset(token);
+        cr_buf_nul(token);
+        return cr_error(CR_E_FORMAT, "truncated listing without a usable continuation token");
+    }
+    return 0;
+}
+
 static unsigned list_page_size(void)
 {
     const char *s = getenv("CRESTIC_LIST_PAGE_SIZE");
     char *end;
     unsigned long v = s && *s ? strtoul(s, &end, 10) : 0;
     return s && *s && !*end && v >= 1 && v <= DEFAULT_LIST_PAGE ? (unsigned)v : DEFAULT_LIST_PAGE;
-}
-
-typedef struct {
-    const char *url;
-    size_t prefix_len;
-    cr_list_cb cb;
-    void *ud;
-} list_ctx;
-
-/* One <Contents> entry: its key's last segment, when it is an object ID. */
-static int list_entry(const list_ctx *lc, const cr_xml *item, cr_buf *key)
-{
-    uint64_t size;
-    cr_buf_reset(key);
-    if (cr_xml_text(item, "Key", key) != 1 || cr_xml_u64(item, "Size", &size) != 1)
-        return cr_error(CR_E_FORMAT, "GET %s: malformed <Contents> entry in the listing", lc->url);
-    const char *k = (const char *)key->data;
-    if (key->len < lc->prefix_len) return 0;
-    const char *base = strrchr(k + lc->prefix_len, '/');
-    base = base ? base + 1 : k + lc->prefix_len;
-    if (!cr_is_hex_name(base, strlen(base))) return 0;
-    return lc->cb(lc->ud, base, size);
-}
-
-/* The entries of one page; *token gets the continuation token ("" at the end). */
-static int list_page(const list_ctx *lc, const cr_http_resp *resp, cr_buf *token)
-{
-    cr_xml doc = cr_xml_of(resp->body.data, resp->body.len), item;
-    _cleanup_buf_ cr_buf key = CR_BUF_INIT, truncated = CR_BUF_INIT;
-    int r;
-    while ((r = cr_xml_next(&doc, "Contents", &item)) == 1) CR_TRY(list_entry(lc, &item, &key));
-    if (r < 0) return cr_error(CR_E_FORMAT, "GET %s: malformed listing", lc->url);
-    cr_xml all = cr_xml_of(resp->body.data, resp->body.len);
-    cr_buf_reset(token);
-    if (cr_xml_text(&all, "IsTruncated", &truncated) != 1) return cr_buf_nul(token);
-    if (strcmp((const char *)truncated.data, "true")) return cr_buf_nul(token);
-    if (cr_xml_text(&all, "NextContinuationToken", token) != 1 || token->len == 0)
-        return cr_error(CR_E_FORMAT, "GET %s: truncated listing without a continuation token", lc->url);
-    return 0;
 }
 
 static int list_query(const char *prefix, unsigned page, const cr_buf *token, cr_buf *q)
@@ -634,8 +645,9 @@ static int s3_list(cr_backend *b, cr_filetype t, cr_list_cb cb, void *ud)
         _cleanup_free_ char *url = NULL;
         CR_TRY(s3_do(sb, &c, &resp, &url));
         if (resp.status != 200) return s3_status_error(sb, "GET", url, &resp);
-        list_ctx lc = {url, strlen(prefix), cb, ud};
-        CR_TRY(list_page(&lc, &resp, &token));
+        int r = cr_s3_parse_list(resp.body.data, resp.body.len, strlen(prefix), cb, ud, &token);
+        if (r == CR_E_FORMAT) return cr_error_ctx(r, "GET %s", url);
+        if (r != 0) return r; /* an error, or the callback's stop */
     } while (token.len);
     return 0;
 }

@@ -22,6 +22,7 @@ unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_
 SWIFT_KEY=test:tester        # tempauth's access keys hold a ':'
 SWIFT_SECRET=testing
 swift_env() { AWS_ACCESS_KEY_ID=$SWIFT_KEY AWS_SECRET_ACCESS_KEY=$SWIFT_SECRET "$@"; }
+s3rver_env() { AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER "$@"; }
 T0=$(date +%s)
 
 # start_swift DIR: launch Swift + s3api on free loopback ports (a TLS proxy on
@@ -120,11 +121,17 @@ wait_swift() {
 
 # s3rver: its continuation tokens use DES, which Node 18+'s OpenSSL 3 only
 # offers through the legacy provider (without it every paged listing is a 500).
+# Virtual-host buckets stay on: a request to Host dns-bucket.localhost (curl
+# resolves *.localhost to loopback) goes to s3rver's bucket
+# "dns-bucket.localhost", which tells a dns-style request from a path-style one.
 start_s3rver() { # DIR
-    tls_cert "$1/tls"
+    mkdir -p "$1/tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+        -addext "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:dns-bucket.localhost" \
+        -keyout "$1/tls/key.pem" -out "$1/tls/cert.pem" >/dev/null 2>&1
     S3RVER_PORT=$(free_port)
     node --openssl-legacy-provider "$NPM_DIR/s3rver/bin/s3rver.js" -d "$1/data" -a 127.0.0.1 -p "$S3RVER_PORT" \
-        --no-vhost-buckets --silent --key "$1/tls/key.pem" --cert "$1/tls/cert.pem" >"$1/log" 2>&1 &
+        --silent --key "$1/tls/key.pem" --cert "$1/tls/cert.pem" >"$1/log" 2>&1 &
     bg_register $!
 }
 
@@ -175,15 +182,20 @@ full_cycle() {
 section "crestic on s3rver (https, with a prefix)"
 S3RVER_CA=$T/s3rver/tls/cert.pem
 S3R_REPO=s3:https://127.0.0.1:$S3RVER_PORT/s3rver-bucket/nested/prefix
-AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER full_cycle s3rver "$S3R_REPO" --cacert "$S3RVER_CA"
+s3rver_env full_cycle s3rver "$S3R_REPO" --cacert "$S3RVER_CA"
 D=$T/s3rver/data/s3rver-bucket/nested/prefix
 expect_true "s3rver: config at <prefix>/config" test -f "$D/config._S3rver_object"
 expect_true "s3rver: key files under <prefix>/keys/" bash -c "ls '$D'/keys/*._S3rver_object >/dev/null"
 expect_true "s3rver: packs under <prefix>/data/XX/ (restic's layout)" \
     bash -c "ls '$D'/data/??/*._S3rver_object | grep -Eq '/data/([0-9a-f]{2})/\1[0-9a-f]{62}\._S3rver_object$'"
+S3R_DNS=s3:https://localhost:$S3RVER_PORT/dns-bucket
+expect_exit 0 s3rver_env cr --cacert "$S3RVER_CA" -o s3.bucket-lookup=dns -r "$S3R_DNS" init
+expect_exit 0 s3rver_env cr --cacert "$S3RVER_CA" -o s3.bucket-lookup=dns -r "$S3R_DNS" backup "$T/src2"
+expect_true "s3.bucket-lookup=dns: the bucket went into the host name" \
+    test -f "$T/s3rver/data/dns-bucket.localhost/config._S3rver_object"
+expect_true "s3.bucket-lookup=dns: nothing was addressed path style" test ! -e "$T/s3rver/data/dns-bucket"
 if [ -x "$CONF" ]; then
-    expect_exit 0 env AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER \
-        "$CONF" --cacert "$S3RVER_CA" --big 1000000 --many 16 "s3:https://127.0.0.1:$S3RVER_PORT/conformance-s3rver"
+    expect_exit 0 s3rver_env "$CONF" --cacert "$S3RVER_CA" --big 1000000 --many 16 "s3:https://127.0.0.1:$S3RVER_PORT/conformance-s3rver"
 fi
 
 section "waiting for Swift"
