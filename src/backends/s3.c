@@ -280,23 +280,32 @@ static void content_md5(const void *data, size_t n, char out[32])
     EVP_EncodeBlock((unsigned char *)out, md, (int)len);
 }
 
-/* The lines sent and the subset that is signed; strings live in `store`. */
+/* The lines sent and the subset that is signed; the lines are owned. */
 typedef struct {
     cr_sigv4_header sig[8];
     size_t nsig;
     const char *lines[12];
     size_t nlines;
-    char store[8][512];
+    char *owned[8];
+    size_t nowned;
 } header_set;
 
 static int add_header(header_set *hs, const char *name, const char *value, bool sign)
 {
-    size_t i = hs->nlines;
-    if (i >= 8 || (size_t)snprintf(hs->store[i], sizeof hs->store[i], "%s: %s", name, value) >= sizeof hs->store[i])
-        return cr_error(-EINVAL, "s3: header %s too long", name);
-    hs->lines[hs->nlines++] = hs->store[i];
+    char *line;
+    if (hs->nowned >= 8 || hs->nsig >= 8) return cr_error(-EINVAL, "s3: too many headers");
+    if (asprintf(&line, "%s: %s", name, value) < 0) return cr_error(-ENOMEM, "out of memory");
+    hs->owned[hs->nowned++] = line;
+    hs->lines[hs->nlines++] = line;
     if (sign) hs->sig[hs->nsig++] = (cr_sigv4_header){name, value};
     return 0;
+}
+
+/* Wiped: a session token may be among them. */
+static void header_set_free(header_set *hs)
+{
+    for (size_t i = 0; i < hs->nowned; i++) wipe_free(hs->owned[i]);
+    hs->nowned = 0;
 }
 
 static int build_headers(s3_backend *sb, const s3_call *c, const char *host, const char *path, header_set *hs,
@@ -328,8 +337,32 @@ static int build_headers(s3_backend *sb, const s3_call *c, const char *host, con
     return 0;
 }
 
-/* One signed request; *url_out (for messages) is set even on failure. */
+static bool is_clock_skew(const cr_http_resp *resp)
+{
+    char code[64], msg[8];
+    if (resp->status != 403) return false;
+    cr_s3_error_fields(resp->body.data, resp->body.len, code, sizeof code, msg, sizeof msg);
+    return !strcmp(code, "RequestTimeTooSkewed");
+}
+
+static int s3_do_once(s3_backend *sb, const s3_call *c, cr_http_resp *resp, char **url_out);
+
+/* One signed request; *url_out (for messages) is set even on failure.  The
+ * signature holds the time it was made, and the HTTP layer repeats a request
+ * unchanged for up to 15 minutes: one that has grown too old for the server
+ * is signed afresh and sent once more. */
 static int s3_do(s3_backend *sb, const s3_call *c, cr_http_resp *resp, char **url_out)
+{
+    time_t signed_at = time(NULL);
+    CR_TRY(s3_do_once(sb, c, resp, url_out));
+    if (!is_clock_skew(resp) || time(NULL) - signed_at < 60) return 0;
+    free(*url_out);
+    *url_out = NULL;
+    cr_buf_reset(&resp->body);
+    return s3_do_once(sb, c, resp, url_out);
+}
+
+static int s3_do_once(s3_backend *sb, const s3_call *c, cr_http_resp *resp, char **url_out)
 {
     _cleanup_buf_ cr_buf path = CR_BUF_INIT, host = CR_BUF_INIT, url = CR_BUF_INIT, auth = CR_BUF_INIT;
     CR_TRY(request_path(sb, c, &path));
@@ -347,7 +380,8 @@ static int s3_do(s3_backend *sb, const s3_call *c, cr_http_resp *resp, char **ur
                            .range_len = c->range_len};
         r = cr_http_request(sb->http, &req, resp);
     }
-    explicit_bzero(&hs, sizeof hs); /* the session token was copied in */
+    header_set_free(&hs);
+    if (auth.data) explicit_bzero(auth.data, auth.len);
     return r;
 }
 
@@ -398,6 +432,9 @@ static int s3_status_error(const s3_backend *sb, const char *method, const char 
     long st = resp->status;
     int err = st == 404 ? -ENOENT : st == 401 || st == 403 ? -EACCES : -EIO;
     bool refused = st == 400 || st == 401 || st == 403 || st == 412;
+    if (!strcmp(code, "RequestTimeTooSkewed"))
+        return cr_error(-EACCES, "%s %s: %ld %s: this machine's clock and the server's differ by more than 15 minutes", method,
+                        url, st, code);
     if (!strcmp(code, "AuthorizationHeaderMalformed"))
         return cr_error(-EACCES, "%s %s: %ld %s: %s (is the region right? -o s3.region or AWS_DEFAULT_REGION; now %s)",
                         method, url, st, code, msg[0] ? msg : "malformed authorization", sb->region ? sb->region : "unset");

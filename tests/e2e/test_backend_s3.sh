@@ -271,6 +271,11 @@ rm -rf "$HOME/.aws"
 section "options"
 swift_env run cr --cacert "$SWIFT_CA" -o s3.region=us-east-1 -o s3.bucket-lookup=path -o s3.connections=2 -r "$CR_REPO" snapshots --json
 expect_true "s3.region, s3.bucket-lookup=path, s3.connections: accepted" test "$RC" = 0
+swift_env run cr --cacert "$SWIFT_CA" -r "s3:127.0.0.1:$SWIFT_TLS_PORT/crestic-bucket/" snapshots --json
+expect_true "s3:host:port/bucket/ (no scheme: https) reaches the same repository" test "$RC" = 0 -a "$(n_snapshots)" = 1
+LONG_TOKEN=$(head -c 1200 /dev/zero | tr '\0' T)
+AWS_SESSION_TOKEN=$LONG_TOKEN swift_env run cr --cacert "$SWIFT_CA" -r "$CR_REPO" snapshots --json
+expect_true "a 1200-byte AWS_SESSION_TOKEN is sent along (Swift's tempauth ignores it)" test "$RC" = 0
 swift_env run cr --cacert "$SWIFT_CA" -o s3.storage-class=GLACIER -r "$CR_REPO" backup "$T/src/hello.txt"
 expect_grep "$ERR" "InvalidStorageClass" "s3.storage-class is sent (Swift refuses GLACIER)"
 swift_env run cr --cacert "$SWIFT_CA" -o s3.storage-class=STANDARD -r "$CR_REPO" backup "$T/src/hello.txt"
