@@ -99,12 +99,39 @@ static char *clean_prefix(const char *p)
     return out;
 }
 
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* In place; a '%' not followed by two hex digits is kept as is. */
+static void percent_decode(char *s)
+{
+    char *o = s;
+    for (char *p = s; *p; p++) {
+        if (p[0] == '%' && hex_value(p[1]) >= 0 && hex_value(p[2]) >= 0) {
+            *o++ = (char)(hex_value(p[1]) * 16 + hex_value(p[2]));
+            p += 2;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = 0;
+}
+
+/* The URL forms have a percent-encoded path (restic parses them as URLs);
+ * host/bucket/prefix without a scheme is taken literally. */
 static int parse_location(s3_backend *sb, const char *loc)
 {
     sb->https = true;
+    bool url = true;
     if (!strncmp(loc, "https://", 8)) loc += 8;
     else if (!strncmp(loc, "http://", 7)) loc += 7, sb->https = false;
     else if (!strncmp(loc, "//", 2)) loc += 2; /* s3://host/bucket */
+    else url = false;
     size_t host_len = strcspn(loc, "/");
     const char *bucket = loc + host_len + (loc[host_len] == '/');
     size_t bucket_len = strcspn(bucket, "/");
@@ -112,10 +139,14 @@ static int parse_location(s3_backend *sb, const char *loc)
         return cr_error(CR_E_USAGE, "s3: invalid format, host/region or bucket name not found (expected s3:host/bucket[/prefix])");
     if (strpbrk(loc, "?#") || memchr(loc, '@', host_len))
         return cr_error(CR_E_USAGE, "s3: a query, fragment or user info has no place in the location");
+    _cleanup_free_ char *rest = strdup(bucket + bucket_len);
     sb->endpoint = strndup_or_null(loc, host_len);
     sb->bucket = strndup_or_null(bucket, bucket_len);
-    sb->prefix = clean_prefix(bucket + bucket_len);
-    if (!sb->endpoint || !sb->bucket || !sb->prefix) return cr_error(-ENOMEM, "out of memory");
+    if (!rest || !sb->endpoint || !sb->bucket) return cr_error(-ENOMEM, "out of memory");
+    if (url) percent_decode(sb->bucket), percent_decode(rest);
+    if (!sb->bucket[0] || strchr(sb->bucket, '/'))
+        return cr_error(CR_E_USAGE, "s3: invalid bucket name \"%s\"", sb->bucket);
+    if (!(sb->prefix = clean_prefix(rest))) return cr_error(-ENOMEM, "out of memory");
     return 0;
 }
 

@@ -286,9 +286,9 @@ swift_env run cr --cacert "$SWIFT_CA" -o s3.nope=1 -r "$CR_REPO" snapshots
 expect_grep "$ERR" 's3 has no such option' "an unknown s3 option is refused"
 
 # ---------------------------------------------------------------------------
-section "conformance on Swift over plain http, directly and through faultproxy"
+section "conformance on Swift over plain http (a prefix with a space, UTF-8 and URL metacharacters), directly and through faultproxy"
 if [ -x "$CONF" ]; then
-    expect_exit 0 swift_env "$CONF" --big 1000000 --many 16 "s3:$SWIFT_P/conformance-plain/pfx"
+    expect_exit 0 swift_env "$CONF" --big 1000000 --many 16 "s3:$SWIFT_P/conformance-plain/a%20dir/%C3%BCn%C3%AF+=&;,x"
     PPORT=$(free_port)
     "$PY" "$TOOLS/faultproxy.py" --listen "$PPORT" --target "$SWIFT_HTTP_PORT" --every 5 >"$T/proxy.log" 2>&1 &
     bg_register $!
