@@ -195,7 +195,7 @@ expect_true "s3.bucket-lookup=dns: the bucket went into the host name" \
     test -f "$T/s3rver/data/dns-bucket.localhost/config._S3rver_object"
 expect_true "s3.bucket-lookup=dns: nothing was addressed path style" test ! -e "$T/s3rver/data/dns-bucket"
 if [ -x "$CONF" ]; then
-    expect_exit 0 s3rver_env "$CONF" --cacert "$S3RVER_CA" --big 1000000 --many 16 "s3:https://127.0.0.1:$S3RVER_PORT/conformance-s3rver"
+    expect_exit 0 s3rver_env "$CONF" --cacert "$S3RVER_CA" --big 300000 --many 8 "s3:https://127.0.0.1:$S3RVER_PORT/conformance-s3rver"
 fi
 
 section "waiting for Swift"
@@ -293,7 +293,7 @@ if [ -x "$CONF" ]; then
     "$PY" "$TOOLS/faultproxy.py" --listen "$PPORT" --target "$SWIFT_HTTP_PORT" --every 5 >"$T/proxy.log" 2>&1 &
     bg_register $!
     wait_tcp "$PPORT" || fail "faultproxy did not start"
-    expect_exit 0 swift_env "$CONF" --big 1000000 --many 16 "s3:http://127.0.0.1:$PPORT/conformance-faults"
+    expect_exit 0 swift_env "$CONF" --big 600000 --many 12 "s3:http://127.0.0.1:$PPORT/conformance-faults"
     for kind in 500 503 drop truncate; do
         expect_true "the proxy injected '$kind' faults" grep -q "^fault $kind " "$T/proxy.log"
     done
