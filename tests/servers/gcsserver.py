@@ -113,6 +113,7 @@ class ApiError(Exception):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
     server_version = "crestic-gcsserver/1"
     state = None  # set in main
 
