@@ -6,8 +6,10 @@
  * rclone.connections, rclone.timeout (restic's names and defaults). */
 #include "backends/backend.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,9 @@ extern char **environ;
 #define TERM_WAIT_SECONDS 2.0
 /* After the connection closed: time for rclone to finish exiting, for its status. */
 #define CLOSED_WAIT_SECONDS 2.0
+/* rclone's stderr: longest line passed on whole; time to wait for the rest at close. */
+#define RELAY_LINE_MAX 4096
+#define RELAY_DRAIN_SECONDS 1.0
 
 typedef struct {
     cr_rest_backend rest; /* first: the REST protocol code works on it */
@@ -58,6 +63,8 @@ typedef struct {
     bool reaped;
     int status;            /* waitpid() status once reaped */
     bool answered;         /* rclone answered the first request */
+    struct stderr_relay_s *relay; /* set by the starter thread, read after it ended */
+    pthread_t relay_thread;
 } rclone_backend;
 
 static rclone_backend *as_rclone(cr_backend *b)
@@ -116,9 +123,9 @@ static int connection_closed(void *ud)
     return cr_error(-EPIPE, "connection to rclone lost (rclone is still running)");
 }
 
-/* The child's stdin and stdout are `sock`; its stderr is ours; its own process
+/* The child's stdin and stdout are `sock`, its stderr `err`; its own process
  * group keeps a terminal's Ctrl-C for crestic, which then ends it in order. */
-static int spawn_child(char *const *argv, int sock, pid_t *pid)
+static int spawn_child(char *const *argv, int sock, int err, pid_t *pid)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -133,6 +140,7 @@ static int spawn_child(char *const *argv, int sock, pid_t *pid)
     posix_spawnattr_init(&attr);
     posix_spawn_file_actions_adddup2(&fa, sock, STDIN_FILENO);
     posix_spawn_file_actions_adddup2(&fa, sock, STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, err, STDERR_FILENO);
     posix_spawnattr_setpgroup(&attr, 0);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &dflt);
@@ -178,6 +186,93 @@ static int make_listener(rclone_backend *rb)
     return 0;
 }
 
+/* ---- rclone's stderr, passed on line by line with a "rclone: " prefix ------
+ * (as restic does).  The relay thread owns its state with the backend: a
+ * descendant of rclone that keeps the pipe open must not hold up close(),
+ * which then leaves the thread to finish alone. */
+
+typedef struct stderr_relay_s {
+    int fd;
+    atomic_int refs;
+    atomic_bool done;
+} stderr_relay;
+
+static void relay_unref(stderr_relay *sr)
+{
+    if (atomic_fetch_sub(&sr->refs, 1) == 1) {
+        close(sr->fd);
+        free(sr);
+    }
+}
+
+static void emit_line(const char *p, size_t n)
+{
+    char out[sizeof "rclone: " + RELAY_LINE_MAX + 1];
+    int len = snprintf(out, sizeof out, "rclone: %.*s\n", (int)n, p);
+    if (len > 0 && write(STDERR_FILENO, out, (size_t)len) < 0) return; /* nowhere to report it */
+}
+
+static void *relay_run(void *arg)
+{
+    stderr_relay *sr = arg;
+    char buf[RELAY_LINE_MAX];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(sr->fd, buf + len, sizeof buf - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        len += (size_t)n;
+        size_t start = 0;
+        for (size_t i = 0; i < len; i++)
+            if (buf[i] == '\n') {
+                emit_line(buf + start, i - start);
+                start = i + 1;
+            }
+        if (start == 0 && len == sizeof buf) start = len, emit_line(buf, len); /* an overlong line: in parts */
+        memmove(buf, buf + start, len - start);
+        len -= start;
+    }
+    if (len) emit_line(buf, len);
+    atomic_store(&sr->done, true);
+    relay_unref(sr);
+    return NULL;
+}
+
+static int start_relay(rclone_backend *rb, int fd)
+{
+    stderr_relay *sr = calloc(1, sizeof *sr);
+    if (!sr) {
+        close(fd);
+        return cr_error(-ENOMEM, "out of memory");
+    }
+    sr->fd = fd;
+    atomic_init(&sr->refs, 2);
+    atomic_init(&sr->done, false);
+    int e = pthread_create(&rb->relay_thread, NULL, relay_run, sr);
+    if (e) {
+        free(sr);
+        close(fd);
+        return cr_error_sys(-e, "cannot start a thread");
+    }
+    rb->relay = sr;
+    return 0;
+}
+
+/* After rclone is reaped: the rest of its output, briefly waited for. */
+static void stop_relay(rclone_backend *rb)
+{
+    if (!rb->relay) return;
+    double end = now_seconds() + RELAY_DRAIN_SECONDS;
+    while (!atomic_load(&rb->relay->done) && now_seconds() < end) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&rb->relay->done)) pthread_join(rb->relay_thread, NULL);
+    else pthread_detach(rb->relay_thread);
+    relay_unref(rb->relay);
+    rb->relay = NULL;
+}
+
 /* Anyone on the machine may connect to an abstract socket: only a
  * connection from this very process is libcurl's. */
 static bool from_this_process(int fd)
@@ -209,7 +304,14 @@ static int accept_and_spawn(rclone_backend *rb)
             continue;
         }
         pid_t pid = 0;
-        int r = spawn_child(rb->argv.v, fd, &pid);
+        int err[2];
+        int r = pipe2(err, O_CLOEXEC) < 0 ? cr_error_sys(-errno, "pipe") : 0;
+        if (r == 0) {
+            r = spawn_child(rb->argv.v, fd, err[1], &pid);
+            close(err[1]);
+            if (r == 0) r = start_relay(rb, err[0]);
+            else close(err[0]);
+        }
         close(fd); /* a failed start thus ends libcurl's connection at once */
         pthread_mutex_lock(&rb->lock);
         rb->pid = pid;
@@ -275,6 +377,7 @@ static void rclone_close(cr_backend *b)
     cr_http_free(rb->rest.http); /* closes the connection: rclone sees EOF */
     rb->rest.http = NULL;
     end_child(rb, rb->answered ? EXIT_WAIT_SECONDS : 0);
+    stop_relay(rb);
     cr_strlist_free(&rb->argv);
     cr_rest_release(&rb->rest);
     pthread_mutex_destroy(&rb->lock);

@@ -130,7 +130,7 @@ expect_true "restic 0.14 exits 1 when rclone exits at once" test "$RC" -eq 1
 
 timed cr -o "rclone.args=serve restic --stdio --no-such-flag" -r "$CR_REPO" snapshots
 expect_true "rclone refuses its arguments: exit 1" test "$RC" -eq 1
-expect_grep "$ERR" "unknown flag: --no-such-flag" "rclone's own stderr passes through"
+expect_grep "$ERR" "^rclone: .*unknown flag: --no-such-flag" "rclone's own stderr passes through, prefixed \"rclone: \" (as restic)"
 expect_grep "$ERR" "rclone exited with status 1" "rclone refuses its arguments: the exit status is named"
 
 # A program that never answers: the timeout ends the wait, the whole process
