@@ -126,6 +126,10 @@ bool cr_stdout_is_tty(void);
 void cr_cli_restore_terminal(void);
 /* Set by SIGINT/SIGTERM handlers; long operations poll it. */
 extern volatile int cr_interrupted;
+/* With cr_soft_signals set, the first SIGINT/SIGTERM only sets
+ * cr_soft_stop_requested (the command winds down by itself); the second
+ * interrupts as usual. */
+extern volatile int cr_soft_signals, cr_soft_stop_requested;
 
 /* Every command restic has.  Each is `const cr_command cr_cmd_<id>` defined
  * in cmd_<id>.c; main.c declares them weak, so a command exists exactly when
@@ -133,6 +137,6 @@ extern volatile int cr_interrupted;
 #define CR_COMMANDS(X)                                                                              \
     X(backup) X(cat) X(check) X(copy) X(diff) X(dump) X(find) X(forget) X(generate) X(init) X(key) \
     X(list) X(ls) X(migrate) X(prune) X(rebuild_index) X(recover) X(repair) X(restore) X(rewrite)   \
-    X(snapshots) X(stats) X(tag) X(unlock) X(version)
+    X(snapshots) X(stats) X(tag) X(unlock) X(version) X(workspace_backup) X(workspace_restore)
 
 #endif

@@ -2,6 +2,7 @@
  * flags, messages, JSON output and exit codes (0; 1 fatal; 3 when some
  * source data could not be read; 10/11/12; 130 when interrupted). */
 #include "cli/cli.h"
+#include "cli/workspace.h"
 
 #include <fcntl.h>
 #include <glob.h>
@@ -703,6 +704,37 @@ static int find_parent(cr_repo *r, const backup_opts *o, const group_by *gb, con
     return rc;
 }
 
+/* A workspace's parent: the snapshot just restored when it still exists,
+ * else the newest snapshot carrying the workspace's tag, whatever its host
+ * and paths (a workspace's host name changes from one start to the next). */
+static int workspace_parent(cr_repo *r, const cr_backup_hooks *h, const cr_time *limit, cr_snapshot *out, bool *found)
+{
+    *found = false;
+    if (h->parent_prefer) {
+        int rc = cr_repo_find_snapshot(r, h->parent_prefer, NULL, out);
+        if (rc == 0) return *found = true, 0;
+        if (rc != CR_E_NOTFOUND) return rc;
+        cr_error_clear();
+    }
+    const char *tag_lists[1] = {h->parent_tag};
+    cr_snapshot_filter f = {.tag_lists = tag_lists, .ntag_lists = 1};
+    cr_snapshot *all = NULL;
+    size_t n = 0;
+    CR_TRY(cr_repo_load_snapshots(r, &all, &n));
+    ssize_t best = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (cr_time_cmp(&all[i].time, limit) > 0 || !cr_snapshot_matches(&all[i], &f)) continue;
+        if (best < 0 || cr_time_cmp(&all[i].time, &all[best].time) > 0) best = (ssize_t)i;
+    }
+    if (best >= 0) {
+        *out = all[best];
+        memset(&all[best], 0, sizeof all[best]);
+        *found = true;
+    }
+    cr_snapshots_free(all, n);
+    return 0;
+}
+
 /* ---- dry run: a backend that keeps nothing --------------------------------------------- */
 
 typedef struct {
@@ -902,6 +934,7 @@ typedef struct {
     int stdin_fd;
     pid_t cmd_pid;
     char host[256];
+    cr_backup_hooks *h;  /* workspace backups; NULL for `backup` */
 } backup_run;
 
 static void *scan_main(void *arg)
@@ -980,6 +1013,9 @@ static int archive_and_save(backup_run *b, const cr_time *timestamp, const cr_ti
         .stdin_name = o->stdin_filename,
         .stdin_time = *timestamp,
         .cancel = &cr_interrupted,
+        .soft_stop = b->h ? b->h->soft_stop : NULL,
+        .trust_unchanged = b->h ? b->h->trust_unchanged : NULL,
+        .trust_ud = b->h ? b->h->trust_ud : NULL,
         .on_error = on_error, .on_item = on_item, .on_excluded = on_excluded, .ud = &b->u,
     };
     if ((r = cr_archiver_new(b->repo, b->w, &ao, &b->arch)) < 0) return cr_cli_fail(g, r);
@@ -1017,6 +1053,8 @@ static int archive_and_save(backup_run *b, const cr_time *timestamp, const cr_ti
     cr_time end = cr_time_now();
     double secs = now_mono() - b->u.start;
     cr_id id;
+    bool deferred = sum.files_deferred > 0;
+    if (deferred && b->h && b->h->partial_tag) cr_strv_push(&b->tags, b->h->partial_tag);
     bool skipped = o->skip_if_unchanged && b->have_parent && b->parent.has_tree && cr_id_eq(&b->parent.tree, &root);
     if (!o->dry_run && !skipped) {
         /* restic records the targets made absolute, in the given order */
@@ -1033,6 +1071,15 @@ static int archive_and_save(backup_run *b, const cr_time *timestamp, const cr_ti
         if (r < 0) return cr_cli_fail(g, cr_error_ctx(r, "unable to save snapshot"));
     }
     print_summary(&b->u, &sum, &ws, backup_start, &end, secs, o->dry_run || skipped ? NULL : &id, o->dry_run);
+    if (b->h) {
+        b->h->sum = sum;
+        b->h->saved = !o->dry_run && !skipped;
+        if (b->h->saved) b->h->snapshot = id;
+        if (b->h->saved && b->h->after) {
+            int rc = b->h->after(b->h->after_ud, g, b->repo, &b->lock, &id, deferred);
+            if (rc) return rc;
+        }
+    }
     if (sum.errors || b->partial) {
         if (g->json) {
             cr_buf j = CR_BUF_INIT;
@@ -1073,8 +1120,10 @@ static int prepare_and_run(backup_run *b, int npos, char **pos)
     if (!o->dry_run && (rc = cr_cli_lock(g, b->repo, false, &b->lock))) return rc;
     if ((r = build_excluder(b)) < 0) return cr_cli_fail(g, r);
     if (!from_stdin) {
-        if ((r = find_parent(b->repo, o, &gb, b->host, &b->targets.v, &b->tags, &timestamp, &b->parent, &b->have_parent)) < 0)
-            return cr_cli_fail(g, r);
+        if (b->h && b->h->parent_tag && !o->force) r = workspace_parent(b->repo, b->h, &timestamp, &b->parent, &b->have_parent);
+        else r = find_parent(b->repo, o, &gb, b->host, &b->targets.v, &b->tags, &timestamp, &b->parent, &b->have_parent);
+        if (r < 0) return cr_cli_fail(g, r);
+        if (b->h && (b->h->have_parent = b->have_parent)) b->h->parent = b->parent.id;
         if (!g->json) {
             if (b->have_parent) {
                 char sid[9];
@@ -1127,7 +1176,7 @@ static void free_opts(backup_opts *o)
     for (size_t i = 0; i < sizeof lists / sizeof *lists; i++) cr_strv_free(lists[i]);
 }
 
-static int run_backup(cr_global *g, int argc, char **argv)
+static int backup_main(cr_global *g, int argc, char **argv, cr_backup_hooks *h)
 {
     backup_opts o = {.stdin_filename = "stdin", .read_concurrency = -1};
     const cr_flag flags[] = {
@@ -1173,7 +1222,7 @@ static int run_backup(cr_global *g, int argc, char **argv)
     }
     if (o.ignore_inode) o.ignore_ctime = true;
 
-    backup_run b = {.g = g, .o = &o, .stdin_fd = -1};
+    backup_run b = {.g = g, .o = &o, .stdin_fd = -1, .h = h};
     b.u.g = g;
     b.u.json = g->json;
     b.u.verbosity = g->quiet ? 0 : g->verbose >= 2 ? 3 : g->verbose == 1 ? 2 : 1;
@@ -1189,6 +1238,16 @@ static int run_backup(cr_global *g, int argc, char **argv)
     backup_run_free(&b);
     free_opts(&o);
     return rc;
+}
+
+static int run_backup(cr_global *g, int argc, char **argv)
+{
+    return backup_main(g, argc, argv, NULL);
+}
+
+int cr_backup_run_hooked(cr_global *g, int argc, char **argv, cr_backup_hooks *h)
+{
+    return backup_main(g, argc, argv, h);
 }
 
 const cr_command cr_cmd_backup = {"backup", "Create a new backup of files and/or directories",

@@ -20,6 +20,7 @@ static const cr_command *const commands[] = {CR_COMMANDS(LIST_COMMAND)};
 #undef LIST_COMMAND
 
 volatile int cr_interrupted;
+volatile int cr_soft_signals, cr_soft_stop_requested;
 
 /* Seconds a command gets after SIGINT/SIGTERM to stop by itself (it polls
  * cr_interrupted and cleans up); after that, or at a second signal, the
@@ -32,6 +33,11 @@ static void *signal_thread(void *arg)
     sigset_t *set = arg;
     int sig;
     if (sigwait(set, &sig) != 0) return NULL;
+    if (cr_soft_signals) {
+        /* a workspace backup finishes its snapshot; a second signal stops it */
+        cr_soft_stop_requested = 1;
+        if (sigwait(set, &sig) != 0) return NULL;
+    }
     cr_interrupted = 1;
     struct timespec grace = {CR_INTERRUPT_GRACE_SECONDS, 0};
     siginfo_t info;

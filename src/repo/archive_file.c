@@ -93,7 +93,9 @@ static void file_done(cr_archiver *a, arch_file *f)
 {
     arch_dir *d = f->dir;
     arch_slot *s = &d->slots[f->slot];
-    if (!f->failed && !arch_stopped(a)) {
+    if (f->deferred && !arch_stopped(a)) {
+        arch_defer_file(a, d, f->slot, f->snpath, f->prev);
+    } else if (!f->failed && !arch_stopped(a)) {
         s->node.content = f->content;
         s->node.ncontent = f->ncontent;
         s->node.content_null = false;
@@ -313,6 +315,10 @@ static int read_file(reader *rd, arch_file *f, bool inline_seal)
     uint64_t total = 0;
     for (;;) {
         if (arch_stopped(a)) return CR_E_INTERRUPTED;
+        if (arch_soft_stopped(a)) {
+            f->deferred = true;
+            return CR_E_INTERRUPTED;
+        }
         CR_TRY(ensure_room(rd, &start, &first));
         size_t room = SLAB_SIZE - rd->pos;
         if (room > READ_MAX) room = READ_MAX;
@@ -328,6 +334,7 @@ static int read_file(reader *rd, arch_file *f, bool inline_seal)
         size_t scan = rd->pos;
         rd->pos += (size_t)n;
         total += (uint64_t)n;
+        atomic_fetch_add(&a->bytes_read, (uint64_t)n);
         while (scan < rd->pos) {
             bool cut = false;
             scan += cr_chunker_scan(rd->ch, rd->s->data + scan, rd->pos - scan, &cut);
@@ -357,6 +364,10 @@ static void process_file(reader *rd, arch_file *f)
     char eb[128];
     if (arch_stopped(a)) {
         file_fail(f);
+        return;
+    }
+    if (arch_soft_stopped(a) && f->fd < 0) {
+        f->deferred = true;
         return;
     }
     set_current(a, rd->idx, f->snpath);
@@ -437,6 +448,7 @@ bool arch_small_file(cr_archiver *a, arch_dir *d, size_t idx, const char *path, 
     }
     size_t n;
     int r = read_whole(fd, tl_small, CR_CHUNK_MIN, &n);
+    atomic_fetch_add(&a->bytes_read, (uint64_t)n);
     if (r == 0) return false; /* grew past one chunk: the readers chunk it */
     if (r < 0) {
         arch_report(a, path, "failed to save %s: read %s: %s", path, path, errstr(-r, eb, sizeof eb));

@@ -56,6 +56,7 @@ struct arch_file {
     uint64_t size;
     cr_item_stats st;
     bool failed;
+    bool deferred;             /* soft stop: not (fully) read, see arch_defer_file() */
     atomic_size_t pending;     /* the reader's reference + chunks being sealed */
     arch_file *next;
 };
@@ -82,7 +83,7 @@ struct cr_archiver {
 
     pthread_mutex_t cb_mu;      /* callbacks, summary */
     cr_archive_summary sum;
-    atomic_uint_fast64_t files_done, dirs_done, bytes_done;
+    atomic_uint_fast64_t files_done, dirs_done, bytes_done, bytes_read;
     atomic_int fatal;           /* first fatal error code */
     char fatal_msg[512];
 
@@ -139,6 +140,11 @@ void arch_item_done(cr_archiver *a, const char *snpath, bool is_dir, const cr_no
                     const cr_item_stats *st, double start);
 void arch_dir_release(cr_archiver *a, arch_dir *d);
 double arch_now(void);
+/* soft_stop is set: read no more file content. */
+bool arch_soft_stopped(cr_archiver *a);
+/* A file that will not be read: keep the parent's node in its slot (when
+ * the parent has a usable one), else leave it out. */
+void arch_defer_file(cr_archiver *a, arch_dir *d, size_t idx, const char *snpath, const cr_node *prev);
 
 /* archive_file.c */
 /* Store a blob unless known (see there for the locking). */

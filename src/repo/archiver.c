@@ -29,6 +29,11 @@ bool arch_stopped(cr_archiver *a)
     return atomic_load_explicit(&a->fatal, memory_order_relaxed) || (a->o.cancel && *a->o.cancel);
 }
 
+bool arch_soft_stopped(cr_archiver *a)
+{
+    return a->o.soft_stop && *a->o.soft_stop;
+}
+
 void arch_set_fatal(cr_archiver *a, int code)
 {
     int zero = 0;
@@ -235,15 +240,16 @@ static void report_errno(cr_archiver *a, const item_paths *p, const char *op, in
 }
 
 /* restic's fileChanged(): may the parent's content list be reused? */
-static bool file_unchanged(const cr_archiver *a, const cr_node *prev, const struct stat *st)
+static bool file_unchanged(const cr_archiver *a, const char *abspath, const cr_node *prev, const struct stat *st)
 {
     if (!prev || prev->type != CR_NODE_FILE || prev->size != (uint64_t)st->st_size) return false;
     cr_time mtime = {.sec = st->st_mtim.tv_sec, .nsec = (int32_t)st->st_mtim.tv_nsec};
     if (cr_time_cmp(&mtime, &prev->mtime) != 0) return false;
     bool check_ctime = !a->o.ignore_ctime && !a->o.ignore_inode;
     cr_time ctime = {.sec = st->st_ctim.tv_sec, .nsec = (int32_t)st->st_ctim.tv_nsec};
-    if (check_ctime && cr_time_cmp(&ctime, &prev->ctime) != 0) return false;
-    return a->o.ignore_inode || prev->inode == (uint64_t)st->st_ino;
+    bool same = (!check_ctime || cr_time_cmp(&ctime, &prev->ctime) == 0) &&
+                (a->o.ignore_inode || prev->inode == (uint64_t)st->st_ino);
+    return same || (a->o.trust_unchanged && a->o.trust_unchanged(a->o.trust_ud, abspath, st, prev));
 }
 
 static bool all_blobs_present(cr_archiver *a, const cr_node *prev)
@@ -251,6 +257,22 @@ static bool all_blobs_present(cr_archiver *a, const cr_node *prev)
     for (size_t i = 0; i < prev->ncontent; i++)
         if (!cr_writer_has_blob(a->w, CR_BLOB_DATA, &prev->content[i])) return false;
     return true;
+}
+
+void arch_defer_file(cr_archiver *a, arch_dir *d, size_t idx, const char *snpath, const cr_node *prev)
+{
+    pthread_mutex_lock(&a->cb_mu);
+    a->sum.files_deferred++;
+    pthread_mutex_unlock(&a->cb_mu);
+    if (!prev || prev->type != CR_NODE_FILE || !all_blobs_present(a, prev)) return;
+    arch_slot *s = &d->slots[idx];
+    const char *name = s->node.name;
+    size_t name_len = s->node.name_len;
+    s->node = *prev; /* borrowed, as the content of an unchanged file */
+    s->node.name = name;
+    s->node.name_len = name_len;
+    s->ok = true;
+    (void)snpath; /* counted as deferred only: neither new, changed nor unmodified */
 }
 
 static char *dup_or_null(const char *s)
@@ -283,7 +305,7 @@ static void regular_file(cr_archiver *a, arch_dir *d, size_t idx, const item_pat
                          const cr_node *prev)
 {
     arch_slot *s = &d->slots[idx];
-    if (prev && file_unchanged(a, prev, st)) {
+    if (prev && file_unchanged(a, p->abspath, prev, st)) {
         if (all_blobs_present(a, prev)) {
             s->node.content = prev->content; /* borrowed: the parent tree outlives this slot */
             s->node.ncontent = prev->ncontent;
@@ -296,6 +318,7 @@ static void regular_file(cr_archiver *a, arch_dir *d, size_t idx, const item_pat
         }
         arch_report(a, p->abspath, "parts of %s not found in the repository index; storing the file again", p->path);
     }
+    if (arch_soft_stopped(a)) return arch_defer_file(a, d, idx, p->snpath, prev);
     if (st->st_size < (off_t)CR_CHUNK_MIN && arch_small_file(a, d, idx, p->path, p->abspath, p->snpath, prev)) return;
     submit_file(a, d, idx, p, prev);
 }
@@ -764,6 +787,7 @@ void cr_archiver_summary(cr_archiver *a, cr_archive_summary *s)
     pthread_mutex_lock(&a->cb_mu);
     *s = a->sum;
     pthread_mutex_unlock(&a->cb_mu);
+    s->bytes_read = atomic_load(&a->bytes_read);
 }
 
 static int cmp_cstr(const void *x, const void *y)

@@ -23,10 +23,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "repo/excluder.h"
 #include "repo/repo.h"
 #include "repo/snapshot.h"
+#include "repo/tree.h"
 #include "repo/writer.h"
 #include "util/buf.h"
 #include "util/gotime.h"
@@ -45,6 +47,8 @@ typedef struct {
     uint64_t dirs_new, dirs_changed, dirs_unmodified;
     uint64_t processed_bytes;  /* sizes of the files in the snapshot */
     uint64_t errors;           /* items reported through on_error */
+    uint64_t files_deferred;   /* not read because of soft_stop (parent's version kept, or left out) */
+    uint64_t bytes_read;       /* bytes read from source files */
 } cr_archive_summary;
 
 typedef struct {
@@ -73,6 +77,17 @@ typedef struct {
     const char *stdin_name;
     cr_time stdin_time;
     volatile int *cancel;        /* polled; non-zero stops with CR_E_INTERRUPTED */
+    /* Polled; once non-zero, no more file content is read: a file not yet
+     * read (or being read) keeps its node from the parent snapshot when the
+     * parent has it (so the next backup sees it as changed and reads it),
+     * else it is left out.  The walk and the trees still complete, so the
+     * snapshot is consistent.  Counted in files_deferred. */
+    volatile int *soft_stop;
+    /* Optional: may a file whose size and mtime equal the parent's node but
+     * whose ctime or inode differ reuse the parent's content?  (A restore
+     * record vouching that the file was written from that content.) */
+    bool (*trust_unchanged)(void *ud, const char *abspath, const struct stat *st, const cr_node *prev);
+    void *trust_ud;
     cr_archive_error_fn on_error;
     cr_archive_item_fn on_item;
     cr_archive_excluded_fn on_excluded;
