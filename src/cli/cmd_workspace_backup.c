@@ -135,8 +135,8 @@ static int take_local_lock(wb_run *w, int *fd_out)
  * the tree, the last packs, the index and the snapshot. */
 static double reserve_seconds(double deadline)
 {
-    double r = deadline / 4;
-    return r < 1.5 ? (deadline > 3 ? 1.5 : deadline / 2) : r > 60 ? 60 : r;
+    double r = deadline / 5;
+    return r < 0.5 ? (deadline > 1 ? 0.5 : deadline / 2) : r > 60 ? 60 : r;
 }
 
 static void *deadline_main(void *arg)

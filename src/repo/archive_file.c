@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/cleanup.h"
@@ -335,6 +336,10 @@ static int read_file(reader *rd, arch_file *f, bool inline_seal)
         rd->pos += (size_t)n;
         total += (uint64_t)n;
         atomic_fetch_add(&a->bytes_read, (uint64_t)n);
+        if (a->read_bps > 0) { /* tests: a slow disk, so that deadlines bite */
+            double s = (double)n / a->read_bps;
+            nanosleep(&(struct timespec){(time_t)s, (long)((s - (double)(time_t)s) * 1e9)}, NULL);
+        }
         while (scan < rd->pos) {
             bool cut = false;
             scan += cr_chunker_scan(rd->ch, rd->s->data + scan, rd->pos - scan, &cut);

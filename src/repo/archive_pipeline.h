@@ -80,6 +80,7 @@ struct cr_archiver {
     cr_writer *w;
     cr_archive_opts o;
     unsigned nreaders, nsavers, nwalkers;
+    double read_bps;            /* test hook: $CRESTIC_TEST_READ_BPS slows each reader down (0: off) */
 
     pthread_mutex_t cb_mu;      /* callbacks, summary */
     cr_archive_summary sum;

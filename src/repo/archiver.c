@@ -724,6 +724,8 @@ int cr_archiver_new(cr_repo *r, cr_writer *w, const cr_archive_opts *o, cr_archi
     if (a->nwalkers > ARCH_MAX_WALKERS) a->nwalkers = ARCH_MAX_WALKERS;
     if (a->nreaders > ARCH_MAX_READERS) a->nreaders = ARCH_MAX_READERS;
     if (a->nsavers > ARCH_MAX_SAVERS) a->nsavers = ARCH_MAX_SAVERS;
+    const char *bps = getenv("CRESTIC_TEST_READ_BPS");
+    a->read_bps = bps ? strtod(bps, NULL) : 0;
     pthread_mutex_init(&a->cb_mu, NULL);
     *out = a;
     return 0;
