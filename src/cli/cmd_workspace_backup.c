@@ -136,7 +136,7 @@ static int take_local_lock(wb_run *w, int *fd_out)
 static double reserve_seconds(double deadline)
 {
     double r = deadline / 5;
-    return r < 0.5 ? (deadline > 1 ? 0.5 : deadline / 2) : r > 60 ? 60 : r;
+    return r < 0.7 ? (deadline > 1.4 ? 0.7 : deadline / 2) : r > 60 ? 60 : r;
 }
 
 static void *deadline_main(void *arg)
