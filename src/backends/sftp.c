@@ -483,9 +483,10 @@ static int pick_chunk(sftp_conn *c)
     CR_TRY(roundtrip(c, &p, &msg, &rep));
     sftp_limits lim;
     if (rep.type == SFTP_EXTENDED_REPLY && sftp_parse_limits(rep.data, rep.data_len, &lim) == 0) {
-        uint64_t m = lim.max_read < lim.max_write ? lim.max_read : lim.max_write;
-        if (lim.max_packet && lim.max_packet - 1024 < m) m = lim.max_packet - 1024;
-        if (m > MAX_CHUNK) m = MAX_CHUNK;
+        uint64_t m = MAX_CHUNK; /* a limit of 0 means none */
+        if (lim.max_read && lim.max_read < m) m = lim.max_read;
+        if (lim.max_write && lim.max_write < m) m = lim.max_write;
+        if (lim.max_packet) m = lim.max_packet <= 1024 ? 0 : lim.max_packet - 1024 < m ? lim.max_packet - 1024 : m;
         if (m > SAFE_CHUNK) c->chunk = (uint32_t)m;
     }
     cr_error_clear();

@@ -87,6 +87,8 @@ expect_true "folders are 0700, saved files read-only 0400 (today's restic)" \
     bash -c "[ \$(stat -c %a '$CR/data/ab') = 700 ] && [ \$(stat -c %a '$CR/config') = 400 ] && [ \$(stat -c %a '$CR'/keys/*) = 400 ]"
 expect_exit 1 c -r "sftp:ignored:$CR" init
 expect_grep "$ERR" "config file already exists" "second init: config file already exists"
+expect_exit 10 c -r "sftp:ignored:$T/srv/no-such-repo" snapshots
+expect_grep "$ERR" "Is there a repository at the following location" "no repository there: exit 10, restic's message"
 expect_exit 0 c -r "sftp:ignored:$CR" snapshots
 expect_empty "$OUT" "snapshots of an empty repository: nothing listed"
 expect_exit 0 c -r "sftp:ignored:$CR" backup "$T/src"
