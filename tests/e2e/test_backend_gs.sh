@@ -12,7 +12,8 @@
 #   - GOOGLE_ACCESS_TOKEN, and that it wins over the key file
 #   - a JWT signed by the wrong key, a wrong static token: clear errors
 #   - every Nth upload answering 503 (resumable chunks half kept): still works
-#   - the backend conformance suite, plain and with faults
+#   - the backend conformance suite, plain, with 503s from the server and
+#     through tests/tools/faultproxy.py (500/503, dropped connections, truncation)
 # restic 0.14 is not run here: it cannot be pointed at a local GCS without a
 # CONNECT proxy and certificates for Google's host names (test-servers.md).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
@@ -224,6 +225,19 @@ if [ -x "$CONF" ]; then
     CRESTIC_LIST_PAGE_SIZE=3 CRESTIC_GS_RESUMABLE_THRESHOLD=262144 CRESTIC_GS_CHUNK_SIZE=262144 \
         expect_exit 0 env GOOGLE_APPLICATION_CREDENTIALS="$T/sa-conffaults.json" "$CONF" -o "$EP_conffaults" gs:conformance-faults:/c
     expect_true "faults were injected during the suite" grep -q "^fault 503 resumable chunk" "$T/conffaults.err"
+    # Dropped connections and truncated downloads (tests/tools/faultproxy.py):
+    # a chunk whose connection drops is resumed from the server's status.
+    PPORT=$(free_port)
+    "$PY" "$TOOLS/faultproxy.py" --listen "$PPORT" --target "$PORT_main" --every 7 >"$T/proxy.log" 2>&1 &
+    bg_register $!
+    wait_tcp "$PPORT" 5 || fail "faultproxy did not start"
+    CRESTIC_LIST_PAGE_SIZE=3 CRESTIC_GS_RESUMABLE_THRESHOLD=262144 CRESTIC_GS_CHUNK_SIZE=262144 \
+        expect_exit 0 "$CONF" -o "gs.endpoint=http://127.0.0.1:$PPORT" gs:conformance-proxy:/c
+    grep -E '^FAIL' "$OUT" | head -n 10
+    for kind in 500 503 drop; do  # truncate hits only GETs with a body: not every run
+        expect_true "the proxy injected '$kind' faults" grep -q "^fault $kind " "$T/proxy.log"
+    done
+    expect_true "a resumable chunk met a fault and was resumed" grep -q "resuming$" "$ERR"
     grep -E '^FAIL' "$OUT" | head -n 10
 else
     skip "crestic-conformance not built (CRESTIC_TESTS=ON builds it)"
