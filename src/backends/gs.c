@@ -363,6 +363,9 @@ static int save_multipart(gs_backend *gb, const char *meta, const void *data, si
 
 /* -- resumable uploads -- */
 
+/* Outcomes of one step of a resumable upload (negative: a definite error). */
+enum { STEP_OK = 0, STEP_RETRY = 1 /* no progress: ask the session and go on */, STEP_SESSION_GONE = 2 };
+
 typedef struct {
     gs_backend *gb;
     const char *object, *meta;
@@ -416,21 +419,21 @@ static int persisted_from(const cr_http_resp *resp, size_t n, size_t *out)
     return 0;
 }
 
-/* Interpret the answer to a chunk or status query: 0 with u updated, 1 when
- * the session is gone, negative on a definite error. */
+/* Interpret the answer to a chunk or status query: STEP_OK with u updated,
+ * STEP_SESSION_GONE, or a definite error. */
 static int session_answer(upload *u, const cr_http_req *req, const cr_http_resp *resp)
 {
     if (resp->status == 200 || resp->status == 201) {
         CR_TRY(check_uploaded(req, resp, u->n));
         u->done = true;
-        return 0;
+        return STEP_OK;
     }
     if (resp->status == 308) {
         if (persisted_from(resp, u->n, &u->persisted) < 0)
             return cr_error(-EIO, "upload of %s: malformed Range in the server's answer", u->object);
-        return 0;
+        return STEP_OK;
     }
-    if (resp->status == 404 || resp->status == 410) return 1;
+    if (resp->status == 404 || resp->status == 410) return STEP_SESSION_GONE;
     char msg[200];
     cr_gs_error_message((const char *)resp->body.data, resp->body.len, msg, sizeof msg);
     return cr_error(resp->status == 401 || resp->status == 403 ? -EACCES : -EIO, "upload of %s: %s %ld%s%s", u->object,
@@ -451,11 +454,11 @@ static int session_query(upload *u)
     cr_http_req req = {.method = "PUT", .url = u->session, .display_url = u->display, .headers = headers, .body = "", .body_len = 0};
     _cleanup_(cr_http_resp_free) cr_http_resp resp = {0};
     int r = cr_http_request(u->gb->http, &req, &resp);
-    if (r < 0) return cr_error(r, "upload of %s: the upload session does not answer", u->object);
+    if (r < 0) return cr_error_ctx(r, "upload of %s: asking the upload session how far it got", u->object);
     return session_answer(u, &req, &resp);
 }
 
-/* Send the next chunk once.  1: it failed in a way worth resuming from. */
+/* Send the next chunk once. */
 static int send_chunk(upload *u, size_t chunk)
 {
     char range[96];
@@ -471,12 +474,12 @@ static int send_chunk(upload *u, size_t chunk)
         fprintf(stderr, "gs: upload of %s interrupted at byte %zu (%s), resuming\n", u->object, u->persisted,
                 r < 0 ? "connection failed" : resp.status >= 500 ? "server error" : "server busy");
         cr_error_clear();
-        return 1;
+        return STEP_RETRY;
     }
     size_t before = u->persisted;
     r = session_answer(u, &req, &resp);
-    if (r != 0) return r < 0 ? r : 2; /* 2: the session is gone */
-    return u->done || u->persisted > before ? 0 : 1;
+    if (r != STEP_OK) return r;
+    return u->done || u->persisted > before ? STEP_OK : STEP_RETRY;
 }
 
 static void backoff(int failures)
@@ -492,22 +495,25 @@ static int resumable_run(upload *u)
     int failures = 0, restarts = 0;
     CR_TRY(session_start(u));
     while (!u->done) {
-        int r = u->persisted < u->n ? send_chunk(u, u->gb->chunk_size) : session_query(u);
+        bool all_sent = u->persisted == u->n;
+        int r = all_sent ? session_query(u) : send_chunk(u, u->gb->chunk_size);
         if (r < 0) return r;
-        if (r == 0) {
+        if (r == STEP_OK && all_sent && !u->done) r = STEP_RETRY; /* holds every byte, yet unfinished */
+        if (r == STEP_OK) {
             failures = 0;
             continue;
         }
-        if (r == 1 && ++failures <= MAX_UPLOAD_FAILURES) {
+        if (r == STEP_RETRY) {
+            if (++failures > MAX_UPLOAD_FAILURES)
+                return cr_error(-EIO, "upload of %s: no progress after %d attempts", u->object, MAX_UPLOAD_FAILURES);
             backoff(failures);
             r = session_query(u);
             if (r < 0) return r;
         }
-        if (failures > MAX_UPLOAD_FAILURES)
-            return cr_error(-EIO, "upload of %s: no progress after %d attempts", u->object, MAX_UPLOAD_FAILURES);
-        if (r == 1 || r == 2) { /* the session expired or vanished: start over */
+        if (r == STEP_SESSION_GONE) { /* expired or lost: start over */
             if (++restarts > MAX_SESSION_RESTARTS)
                 return cr_error(-EIO, "upload of %s: the upload session was lost %d times", u->object, restarts);
+            fprintf(stderr, "gs: the upload session of %s was lost, starting over\n", u->object);
             CR_TRY(session_start(u));
         }
     }

@@ -197,8 +197,8 @@ expect_true "token expired early: a 401 was met and a new token fetched" \
     bash -c "grep -q ' 401$' '$T/liar.log' && [ \$(grep -c '^token issued' '$T/liar.err') -ge 3 ]"
 
 # ---------------------------------------------------------------------------
-section "fault injection: every 3rd upload answers 503"
-start_gcs faulty --fail-every 3
+section "fault injection: every 3rd upload answers 503, one upload session lost"
+start_gcs faulty --fail-every 3 --lose-session-at 4
 key_file "$T/sa-key.pem" "$PORT_faulty" "$T/sa-faulty.json"
 export CRESTIC_HTTP_RETRY_MAX_SECONDS=60
 faulty() { GOOGLE_APPLICATION_CREDENTIALS=$T/sa-faulty.json cr -o "$EP_faulty" -r gs:faulty-bucket:/r "$@"; }
@@ -206,6 +206,8 @@ expect_exit 0 faulty init
 CRESTIC_GS_RESUMABLE_THRESHOLD=1048576 CRESTIC_GS_CHUNK_SIZE=524288 run faulty backup "$T/src"
 expect_true "backup through faults (resumable threshold 1 MiB): exit 0" test "$RC" = 0
 expect_grep "$ERR" "resuming" "an interrupted resumable upload was resumed"
+expect_grep "$ERR" "upload session of .* was lost, starting over" "a lost upload session was started over"
+expect_true "the server dropped a session" grep -q "^fault session lost" "$T/faulty.err"
 expect_exit 0 faulty restore latest --target "$T/r3"
 manifest --no-atime "$T/r3$T/src" >"$T/m.r3"
 expect_same "$T/m.src2" "$T/m.r3" "restore after faulty uploads equals the source"

@@ -32,7 +32,8 @@ Options: --port (0: any free port; the port is printed on stdout's first line),
 expired token),
 --fail-every N (every Nth upload request answers 503; for a resumable chunk,
 the first half of it, rounded down to 256 KiB, is kept first, so the client
-must ask where to resume), --log FILE (one line per request).
+must ask where to resume), --lose-session-at N (the Nth resumable chunk finds
+its session gone: 404, the client must start over), --log FILE (one line per request).
 Fault and token lines ("fault 503 ...", "token issued ...") go to stderr.
 """
 import argparse
@@ -64,6 +65,8 @@ class State:
         self.announced_lifetime = args.announced_lifetime or self.token_lifetime
         self.fail_every = args.fail_every
         self.upload_count = 0
+        self.lose_session_at = args.lose_session_at
+        self.chunk_count = 0
         self.generation = int(time.time() * 1e6)
         self.log = open(args.log, "a", buffering=1) if args.log else None
         for spec in args.account:
@@ -508,6 +511,14 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "chunks other than the last must be multiples of 256 KiB", "invalid")
         if s["total"] is not None and last >= s["total"]:
             raise ApiError(400, "chunk beyond the total size", "invalid")
+        with st.lock:
+            st.chunk_count += 1
+            lose = st.chunk_count == st.lose_session_at
+            if lose:
+                st.sessions.pop(sid, None)
+        if lose:
+            sys.stderr.write("fault session lost at chunk %d-%d\n" % (first, last))
+            raise ApiError(404, "No such upload session (injected)", "notFound")
         if st.upload_fault():
             keep = ((last + 1 - first) // 2) // GRANULE * GRANULE
             if first + keep > have:
@@ -539,6 +550,7 @@ def main():
     ap.add_argument("--announced-lifetime", type=int, default=0,
                     help="expires_in to announce when it differs from --token-lifetime (a client then meets a 401)")
     ap.add_argument("--fail-every", type=int, default=0)
+    ap.add_argument("--lose-session-at", type=int, default=0, help="the Nth resumable chunk finds its session gone (404)")
     ap.add_argument("--log")
     args = ap.parse_args()
     Handler.state = State(args)
