@@ -1,21 +1,22 @@
 /* rclone backend: as restic does, start `rclone serve restic --stdio REMOTE`
  * and speak restic's REST protocol to it over HTTP/2 on its stdin/stdout.
  * Its stdin and stdout are the accepted end of libcurl's one connection to
- * an abstract unix socket (see cr_http_stream).  Location: rclone:REMOTE (e.g. rclone:b2:bucket/path
- * or rclone:/local/dir).  Options: rclone.program, rclone.args,
- * rclone.connections, rclone.timeout (restic's names and defaults). */
+ * an abstract unix socket (see cr_http_stream).  Location: rclone:REMOTE
+ * (e.g. rclone:b2:bucket/path or rclone:/local/dir).  Options: rclone.program,
+ * rclone.args, rclone.connections, rclone.timeout (restic's names and
+ * defaults). */
 #include "backends/backend.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <spawn.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
-#include <stddef.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -24,8 +25,8 @@
 #include <unistd.h>
 
 #include "backends/http.h"
-#include "backends/rest_proto.h"
 #include "backends/optparse.h"
+#include "backends/rest_proto.h"
 #include "util/cleanup.h"
 #include "util/error.h"
 
@@ -35,7 +36,7 @@ extern char **environ;
 #define DEFAULT_ARGS "serve restic --stdio --b2-hard-delete"
 #define DEFAULT_CONNECTIONS 5
 #define DEFAULT_TIMEOUT_SECONDS 60
-/* The HTTP layer resolves this host to the stdio connection. */
+/* For URLs and messages only: requests go over the one stdio connection. */
 #define BASE_URL "http://rclone"
 /* At close: time for rclone to exit after its stdin closed, then after SIGTERM. */
 #define EXIT_WAIT_SECONDS 5.0
@@ -121,6 +122,16 @@ static int connection_closed(void *ud)
     pthread_mutex_unlock(&rb->lock);
     if (ended) return cr_error(-EPIPE, "connection to rclone lost: %s", why);
     return cr_error(-EPIPE, "connection to rclone lost (rclone is still running)");
+}
+
+/* An fd that dup2() onto 0, 1 or 2 cannot clobber (crestic may have been
+ * started with a standard stream closed); -1 on failure. */
+static int above_stdio(int fd)
+{
+    if (fd < 0 || fd > STDERR_FILENO) return fd;
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+    close(fd);
+    return moved;
 }
 
 /* The child's stdin and stdout are `sock`, its stderr `err`; its own process
@@ -297,7 +308,7 @@ static int accept_and_spawn(rclone_backend *rb)
         if (starter_stopped(rb)) return cr_error(-ETIMEDOUT, "no connection to hand to rclone");
         struct pollfd pfd = {.fd = rb->listen_fd, .events = POLLIN};
         if (poll(&pfd, 1, 100) <= 0) continue;
-        int fd = accept4(rb->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        int fd = above_stdio(accept4(rb->listen_fd, NULL, NULL, SOCK_CLOEXEC));
         if (fd < 0) continue;
         if (!from_this_process(fd)) {
             close(fd);
@@ -306,6 +317,11 @@ static int accept_and_spawn(rclone_backend *rb)
         pid_t pid = 0;
         int err[2];
         int r = pipe2(err, O_CLOEXEC) < 0 ? cr_error_sys(-errno, "pipe") : 0;
+        if (r == 0 && ((err[0] = above_stdio(err[0])) < 0 || (err[1] = above_stdio(err[1])) < 0)) {
+            r = cr_error_sys(-errno, "pipe");
+            if (err[0] >= 0) close(err[0]);
+            if (err[1] >= 0) close(err[1]);
+        }
         if (r == 0) {
             r = spawn_child(rb->argv.v, fd, err[1], &pid);
             close(err[1]);
