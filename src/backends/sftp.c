@@ -1033,33 +1033,115 @@ static int each_entry(const sftp_reply *rep, entry_fn fn, void *ud)
     return k;
 }
 
-/* Every entry of a folder; a missing folder is empty. */
-static int read_dir(sftp_conn *c, const char *dir, entry_fn fn, void *ud)
-{
-    _cleanup_buf_ cr_buf msg = CR_BUF_INIT;
-    CR_TRY(sftp_encode_path_op(&msg, SFTP_OPENDIR, 0, SFTP_STR(dir)));
+/* Listing several folders at once: up to DIR_WINDOW of them have a request
+ * in flight (OPENDIR, then READDIR until EOF), so a listing of data/00..ff
+ * costs a few round trips, not hundreds. */
+#define DIR_WINDOW 16
+
+typedef struct {
+    const char *path;
+    pending p;
+    bool busy; /* a request in flight */
+    bool open; /* h is a handle of the server */
     uint8_t h[SFTP_MAX_HANDLE];
     size_t hlen;
-    int r = open_handle(c, &msg, "open directory", dir, h, &hlen);
-    if (r == -ENOENT) {
-        cr_error_clear();
-        return 0;
+} dir_slot;
+
+static int dir_send(sftp_conn *c, dir_slot *d, cr_buf *msg)
+{
+    cr_buf_reset(msg);
+    CR_TRY(d->open ? sftp_encode_handle_op(msg, SFTP_READDIR, 0, (sftp_str){d->h, d->hlen})
+                   : sftp_encode_path_op(msg, SFTP_OPENDIR, 0, SFTP_STR(d->path)));
+    CR_TRY(send_request(c, &d->p, msg, NULL, 0));
+    d->busy = true;
+    return 0;
+}
+
+/* Takes d's reply: entries go to fn (whose non-zero return is passed on);
+ * *finished when the folder is done (or missing: empty), else the next
+ * request is out. */
+static int dir_step(sftp_conn *c, dir_slot *d, cr_buf *msg, entry_fn fn, void *ud, bool *finished)
+{
+    sftp_reply rep;
+    d->busy = false;
+    *finished = false;
+    int r = wait_reply(c, &d->p, &rep);
+    if (r < 0) {
+        release(&d->p);
+        return r;
     }
-    CR_TRY(r);
-    for (bool more = true; more && r == 0;) {
-        cr_buf_reset(&msg);
-        r = sftp_encode_handle_op(&msg, SFTP_READDIR, 0, (sftp_str){h, hlen});
-        pending p;
+    if (!d->open && rep.type == SFTP_HANDLE) {
+        memcpy(d->h, rep.data, rep.data_len);
+        d->hlen = rep.data_len;
+        d->open = true;
+    } else if (!d->open && rep.type == SFTP_STATUS && rep.status == SFTP_FX_NO_SUCH_FILE) {
+        *finished = true;
+    } else if (d->open && rep.type == SFTP_NAME) {
+        r = each_entry(&rep, fn, ud);
+    } else if (d->open && rep.type == SFTP_STATUS && rep.status == SFTP_FX_EOF) {
+        *finished = true;
+    } else {
+        r = reply_error(&rep, d->open ? "read directory" : "open directory", d->path);
+    }
+    release(&d->p);
+    if (r != 0 || *finished) return r;
+    return dir_send(c, d, msg);
+}
+
+/* Ends d: waits for its request in flight (a handle that comes back is
+ * closed too), closes its handle without waiting. */
+static void dir_end(sftp_conn *c, dir_slot *d)
+{
+    if (d->busy) {
         sftp_reply rep;
-        if (r == 0) r = roundtrip(c, &p, &msg, &rep);
-        if (r < 0) break;
-        if (rep.type == SFTP_STATUS && rep.status == SFTP_FX_EOF) more = false;
-        else if (rep.type != SFTP_NAME) r = reply_error(&rep, "read directory", dir);
-        if (r == 0 && more) r = each_entry(&rep, fn, ud);
-        release(&p);
+        d->busy = false;
+        if (wait_reply(c, &d->p, &rep) == 0 && !d->open && rep.type == SFTP_HANDLE) {
+            memcpy(d->h, rep.data, rep.data_len);
+            d->hlen = rep.data_len;
+            d->open = true;
+        }
+        release(&d->p);
     }
-    int rc = close_handle(c, h, hlen, false, dir);
-    return r != 0 ? r : rc;
+    if (d->open) close_handle(c, d->h, d->hlen, false, d->path);
+    d->open = false;
+}
+
+/* fn for every entry of every folder in dirs (in no particular order); a
+ * missing folder is empty; a non-zero return of fn stops and is returned. */
+static int read_dirs(sftp_conn *c, char *const *dirs, size_t n, entry_fn fn, void *ud)
+{
+    dir_slot slots[DIR_WINDOW];
+    memset(slots, 0, sizeof slots);
+    cr_buf msg = CR_BUF_INIT;
+    size_t next = 0;
+    int r = 0;
+    for (unsigned i = 0; i < DIR_WINDOW && next < n && r == 0; i++) {
+        slots[i].path = dirs[next++];
+        r = dir_send(c, &slots[i], &msg);
+    }
+    for (bool any = true; any && r == 0;) {
+        any = false;
+        for (unsigned i = 0; i < DIR_WINDOW && r == 0; i++) {
+            dir_slot *d = &slots[i];
+            if (!d->busy) continue;
+            any = true;
+            bool finished;
+            r = dir_step(c, d, &msg, fn, ud, &finished);
+            if (r != 0 || !finished) continue;
+            dir_end(c, d);
+            if (next < n) {
+                d->path = dirs[next++];
+                r = dir_send(c, d, &msg);
+            }
+        }
+    }
+    char saved[1024]; /* the cleanup below must not replace the message */
+    snprintf(saved, sizeof saved, "%s", cr_error_message());
+    for (unsigned i = 0; i < DIR_WINDOW; i++) dir_end(c, &slots[i]);
+    cr_buf_free(&msg);
+    if (r < 0) return cr_error(r, "%s", saved);
+    cr_error_clear();
+    return r;
 }
 
 typedef struct {
@@ -1100,18 +1182,20 @@ static int sftp_list(cr_backend *b, cr_filetype t, cr_list_cb cb, void *ud)
     _cleanup_free_ char *dir = NULL;
     if (asprintf(&dir, "%s/%s", sb->root, cr_filetype_dir(t)) < 0) return cr_error(-ENOMEM, "out of memory");
     list_ctx l = {cb, ud};
-    if (t != CR_FILE_PACK) return read_dir(sb->conn, dir, on_object, &l);
-    /* data/XX/: the folder names first, then each folder (no open handle
-     * while the caller's callback runs other requests) */
+    if (t != CR_FILE_PACK) return read_dirs(sb->conn, &dir, 1, on_object, &l);
+    /* data/XX/: the folder names first, then the folders */
     subdirs s = {0};
-    int r = read_dir(sb->conn, dir, on_data_dir, &s);
-    for (size_t i = 0; i < s.n; i++) {
+    int r = read_dirs(sb->conn, &dir, 1, on_data_dir, &s);
+    for (size_t i = 0; r == 0 && i < s.n; i++) {
         char *sub = NULL;
-        if (r == 0 && asprintf(&sub, "%s/%s", dir, s.names[i]) < 0) r = cr_error(-ENOMEM, "out of memory");
-        if (r == 0) r = read_dir(sb->conn, sub, on_object, &l);
-        free(sub);
-        free(s.names[i]);
+        if (asprintf(&sub, "%s/%s", dir, s.names[i]) < 0) r = cr_error(-ENOMEM, "out of memory");
+        else {
+            free(s.names[i]);
+            s.names[i] = sub;
+        }
     }
+    if (r == 0) r = read_dirs(sb->conn, s.names, s.n, on_object, &l);
+    for (size_t i = 0; i < s.n; i++) free(s.names[i]);
     free(s.names);
     return r;
 }
