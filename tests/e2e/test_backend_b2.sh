@@ -9,8 +9,11 @@
 #   - faults: every 3rd upload answers 503 and tokens expire after 2 s;
 #     dropped/truncated/5xx answers through tests/tools/faultproxy.py
 #   - the backend conformance suite, plain and with faults
-# restic 0.14 is not run here: it cannot be pointed at a local B2 server
-# without a CONNECT proxy that impersonates Backblaze's host names.
+#   - interop with restic 0.14, both ways: restic's B2 library only talks to
+#     https://api.backblazeb2.com, so restic (and crestic, for the same
+#     server) go through tests/tools/connectproxy.py (HTTPS_PROXY), which
+#     terminates TLS for *.backblazeb2.com with a test certificate and relays
+#     to the local server; any other host is refused, nothing leaves loopback
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 
 B2SERVER=$TESTS_DIR/servers/b2server.py
@@ -155,6 +158,53 @@ expect_grep "$T/faulty.log" "401 expired_auth_token" "tokens did expire"
 expect_true "a retired upload URL was never used again" bash -c "! grep -q REUSED '$T/faulty.log'"
 
 # ---------------------------------------------------------------------------
+section "interop with restic 0.14 (through a CONNECT proxy for *.backblazeb2.com)"
+if [ -z "$RESTIC" ] || ! "$RESTIC" version >/dev/null 2>&1; then
+    if [ "${CI:-}" = true ]; then fail "restic 0.14 is not installed: run scripts/install-deps.sh"
+    else skip "restic not found: no interop checks"; fi
+else
+    start_b2 interop --public-url https://api000.backblazeb2.com
+    mkdir -p "$T/tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=api.backblazeb2.com \
+        -addext "subjectAltName=DNS:api.backblazeb2.com,DNS:*.backblazeb2.com" \
+        -keyout "$T/tls/key.pem" -out "$T/tls/cert.pem" >/dev/null 2>&1
+    "$PY" "$TOOLS/connectproxy.py" --target "$B2_PORT_interop" --cert "$T/tls/cert.pem" --key "$T/tls/key.pem" \
+        --hosts .backblazeb2.com >"$T/cproxy.port" 2>"$T/cproxy.log" &
+    bg_register $!
+    for i in $(seq 100); do CPORT=$(sed -n 's/^PORT //p' "$T/cproxy.port" 2>/dev/null); [ -n "$CPORT" ] && break; sleep 0.1; done
+    # both programs reach "Backblaze" only through the proxy
+    via() (
+        unset NO_PROXY no_proxy ALL_PROXY all_proxy
+        export HTTPS_PROXY="http://127.0.0.1:$CPORT" https_proxy="http://127.0.0.1:$CPORT"
+        "$@"
+    )
+    XREPO=b2:interop-bucket:from-crestic
+    expect_exit 0 via cr --cacert "$T/tls/cert.pem" -r $XREPO init
+    expect_exit 0 via cr --cacert "$T/tls/cert.pem" -r $XREPO backup "$T/src"
+    expect_exit 0 via rs --cacert "$T/tls/cert.pem" -r $XREPO check --read-data
+    expect_exit 0 via rs --cacert "$T/tls/cert.pem" -r $XREPO restore latest --target "$T/r5"
+    manifest --no-atime "$T/r5$T/src" >"$T/m.r5"
+    expect_same "$T/m.src2" "$T/m.r5" "restic restores crestic's snapshot from B2"
+
+    YREPO=b2:restic-bucket:from-restic
+    expect_exit 0 via rs --cacert "$T/tls/cert.pem" -r $YREPO init
+    expect_exit 0 via rs --cacert "$T/tls/cert.pem" -r $YREPO backup "$T/src"
+    expect_exit 0 via cr --cacert "$T/tls/cert.pem" -r $YREPO snapshots --json
+    "$PY" -c 'import json,sys; print("\n".join(sorted(s["id"] for s in json.load(open(sys.argv[1])))))' "$OUT" >"$T/ids.cr"
+    via rs --cacert "$T/tls/cert.pem" -r $YREPO snapshots --json 2>/dev/null |
+        "$PY" -c 'import json,sys; print("\n".join(sorted(s["id"] for s in json.load(sys.stdin))))' >"$T/ids.rs"
+    expect_same "$T/ids.rs" "$T/ids.cr" "crestic lists restic's snapshots"
+    expect_exit 0 via cr --cacert "$T/tls/cert.pem" -r $YREPO check --read-data
+    expect_exit 0 via cr --cacert "$T/tls/cert.pem" -r $YREPO restore latest --target "$T/r6"
+    manifest --no-atime "$T/r6$T/src" >"$T/m.r6"
+    expect_same "$T/m.src2" "$T/m.r6" "crestic restores restic's snapshot from B2"
+    expect_exit 0 via cr --cacert "$T/tls/cert.pem" -r $YREPO backup "$T/src/sub"
+    expect_exit 0 via rs --cacert "$T/tls/cert.pem" -r $YREPO check --read-data
+    expect_grep "$T/cproxy.log" "CONNECT api.backblazeb2.com ok" "the programs went through the proxy"
+    expect_true "no tunnel to any other host was asked for" bash -c "! grep -q refused '$T/cproxy.log'"
+fi
+
+# ---------------------------------------------------------------------------
 if [ -x "$CONF" ]; then
     section "conformance: plain"
     expect_exit 0 "$CONF" $EP "b2:conform-bucket:c1"
@@ -162,16 +212,25 @@ if [ -x "$CONF" ]; then
     expect_grep "$T/main.log" "CALL b2_list_file_names 200" "conformance went through b2_list_file_names"
 
     section "conformance: 503s, expiring tokens, dropped and truncated answers"
+    # API calls and uploads through one proxy (5xx, dropped connections),
+    # downloads through another (answers cut short), as B2 has separate hosts
     PPORT=$(free_port)
-    start_b2 proxied --fail-upload-every 3 --token-lifetime 2 --public-url "http://127.0.0.1:$PPORT"
-    "$PY" "$TOOLS/faultproxy.py" --listen "$PPORT" --target "$B2_PORT_proxied" --every 7 >"$T/proxy.log" 2>&1 &
+    DPORT=$(free_port)
+    start_b2 proxied --fail-upload-every 3 --token-lifetime 2 --public-url "http://127.0.0.1:$PPORT" \
+        --download-url "http://127.0.0.1:$DPORT"
+    "$PY" "$TOOLS/faultproxy.py" --listen "$PPORT" --target "$B2_PORT_proxied" --every 20 --kinds 500,503,drop \
+        >"$T/proxy.log" 2>&1 &
     bg_register $!
-    wait_tcp "$PPORT" || fail "faultproxy did not start"
+    "$PY" "$TOOLS/faultproxy.py" --listen "$DPORT" --target "$B2_PORT_proxied" --every 4 --kinds truncate \
+        >"$T/dproxy.log" 2>&1 &
+    bg_register $!
+    wait_tcp "$PPORT" && wait_tcp "$DPORT" || fail "faultproxy did not start"
     expect_exit 0 "$CONF" -o "b2.endpoint=http://127.0.0.1:$PPORT" "b2:conform-bucket:c2"
     show "$OUT" 200 | grep -v '^     | ok' || true
-    for kind in 500 503 drop truncate; do
+    for kind in 500 503 drop; do
         expect_true "the proxy injected '$kind' faults" grep -q "^fault $kind " "$T/proxy.log"
     done
+    expect_true "the download proxy cut answers short" grep -q "^fault truncate GET /file/" "$T/dproxy.log"
     expect_grep "$T/proxied.log" "INJECTED 503" "the server injected 503s on uploads"
     expect_grep "$T/proxied.log" "401 expired_auth_token" "tokens expired during the conformance run"
     expect_true "a retired upload URL was never used again" bash -c "! grep -q REUSED '$T/proxied.log'"

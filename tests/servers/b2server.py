@@ -4,7 +4,7 @@
     b2server.py --data DIR [--port 0] [--account ID:KEY] [--app-key ID:KEY[:BUCKET]]
                 [--fail-upload-every N] [--token-lifetime SECONDS]
                 [--min-part-size BYTES] [--recommended-part-size BYTES]
-                [--public-url URL]
+                [--public-url URL] [--download-url URL]
 
 Written from Backblaze's published API documentation (versions v2 and v3 of
 the calls below; v3 answers b2_authorize_account with the apiInfo.storageApi
@@ -183,6 +183,7 @@ class Server:
         self.upload_tokens = {}  # upload token -> {"expires", "target", "busy", "retired", "bucket"}
         self.uploads = 0
         self.base_url = None
+        self.download_url = None
 
     def log(self, line):
         sys.stderr.write(line + "\n")
@@ -657,7 +658,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             caps += ["listAllBucketNames", "writeBuckets", "readBuckets"]
         common = {"absoluteMinimumPartSize": self.b2.args.min_part_size,
                   "recommendedPartSize": self.b2.args.recommended_part_size,
-                  "apiUrl": base, "downloadUrl": base, "s3ApiUrl": base}
+                  "apiUrl": base, "downloadUrl": self.b2.download_url, "s3ApiUrl": base}
         if version == "v3":
             allowed = {"buckets": [{"id": b["bucketId"], "name": bucket_name}] if bucket_name else None,
                        "capabilities": caps, "namePrefix": None}
@@ -668,6 +669,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             allowed = {"bucketId": b["bucketId"] if b else None, "bucketName": bucket_name,
                        "capabilities": caps, "namePrefix": None}
             out = dict(common, accountId=self.b2.account_id, authorizationToken=token, allowed=allowed)
+            if version == "v1":
+                out["minimumPartSize"] = self.b2.args.recommended_part_size  # v1's name, kept for old clients
         self.send_json(200, out, "b2_authorize_account")
 
     def do_upload(self, version, rest, body, part):
@@ -802,6 +805,7 @@ def main():
     ap.add_argument("--recommended-part-size", type=int, default=100000000)
     ap.add_argument("--public-url", help="base URL handed out as apiUrl/downloadUrl/upload URLs "
                                          "(e.g. a proxy in front of this server)")
+    ap.add_argument("--download-url", help="base URL handed out as downloadUrl (default: as apiUrl)")
     args = ap.parse_args()
     os.makedirs(args.data, exist_ok=True)
     b2 = Server(args)
@@ -809,6 +813,7 @@ def main():
     httpd.b2 = b2
     port = httpd.server_address[1]
     b2.base_url = args.public_url.rstrip("/") if args.public_url else "http://127.0.0.1:%d" % port
+    b2.download_url = args.download_url.rstrip("/") if args.download_url else b2.base_url
     print("PORT %d" % port, flush=True)
     try:
         httpd.serve_forever()
