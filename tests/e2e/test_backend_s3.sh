@@ -98,7 +98,10 @@ use = egg:swift#slo
 use = egg:swift#dlo"
     printf '[DEFAULT]\nbind_port = %s\ncert_file = %s\nkey_file = %s\n%s\n%s\n' "$SWIFT_TLS_PORT" "$D/tls/cert.pem" "$D/tls/key.pem" \
         "$common" "$filters" >"$D/etc/proxy-tls.conf"
-    printf '[DEFAULT]\nbind_port = %s\n%s\n%s\n' "$SWIFT_HTTP_PORT" "$common" "$filters" >"$D/etc/proxy-http.conf"
+    # The plain proxy serves another region, which clients must discover
+    # (GetBucketLocation) or be told.
+    printf '[DEFAULT]\nbind_port = %s\n%s\n%s\n' "$SWIFT_HTTP_PORT" "$common" "${filters/location = us-east-1/location = eu-central-1}" \
+        >"$D/etc/proxy-http.conf"
     for kind in account container object; do
         "swift-$kind-server" "$D/etc/$kind-server.conf" >"$D/run/$kind.log" 2>&1 &
         bg_register $!
@@ -188,6 +191,8 @@ expect_true "s3rver: config at <prefix>/config" test -f "$D/config._S3rver_objec
 expect_true "s3rver: key files under <prefix>/keys/" bash -c "ls '$D'/keys/*._S3rver_object >/dev/null"
 expect_true "s3rver: packs under <prefix>/data/XX/ (restic's layout)" \
     bash -c "ls '$D'/data/??/*._S3rver_object | grep -Eq '/data/([0-9a-f]{2})/\1[0-9a-f]{62}\._S3rver_object$'"
+run cr --cacert "$S3RVER_CA" -r "$S3R_REPO" snapshots --json
+expect_true "no credentials: anonymous requests (s3rver allows them)" test "$RC" = 0 -a "$(n_snapshots)" = 1
 S3R_DNS=s3:https://localhost:$S3RVER_PORT/dns-bucket
 expect_exit 0 s3rver_env cr --cacert "$S3RVER_CA" -o s3.bucket-lookup=dns -r "$S3R_DNS" init
 expect_exit 0 s3rver_env cr --cacert "$S3RVER_CA" -o s3.bucket-lookup=dns -r "$S3R_DNS" backup "$T/src2"
@@ -252,7 +257,14 @@ swift_env run cr --cacert "$SWIFT_CA" -r "s3:$SWIFT_S/no-such-bucket" snapshots
 expect_true "missing bucket: exit 10 (no repository)" test "$RC" = 10
 swift_env run cr --cacert "$SWIFT_CA" -o s3.region=eu-west-1 -r "$CR_REPO" snapshots
 expect_true "wrong region: non-zero exit" test "$RC" -ne 0
-expect_grep "$ERR" "region" "wrong region: the message names the region"
+expect_grep "$ERR" "region 'eu-west-1' is wrong" "wrong region: the message names the region"
+# the plain proxy's region (eu-central-1) is found without being told, or given
+swift_env run cr -r "s3:$SWIFT_P/crestic-bucket" snapshots --json
+expect_true "region eu-central-1 discovered (GetBucketLocation): snapshots works" test "$RC" = 0 -a "$(n_snapshots)" = 1
+AWS_DEFAULT_REGION=eu-central-1 swift_env run cr -r "s3:$SWIFT_P/crestic-bucket" snapshots --json
+expect_true "AWS_DEFAULT_REGION=eu-central-1: snapshots works" test "$RC" = 0
+AWS_DEFAULT_REGION=eu-central-1 swift_env run cr -o s3.region=us-east-1 -r "s3:$SWIFT_P/crestic-bucket" snapshots
+expect_grep "$ERR" "expecting 'eu-central-1'" "-o s3.region wins over AWS_DEFAULT_REGION (and is wrong here)"
 
 section "shared credentials file with a profile"
 mkdir -p "$T/aws"
