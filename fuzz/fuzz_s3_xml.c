@@ -3,6 +3,7 @@
  * refused with CR_E_FORMAT (or -ENOMEM), never a crash or leak; every listed
  * name is 64 lower-case hex; a continuation token, when returned, is a
  * non-empty string without inner NULs; error fields are printable lines. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t count = 0;
     cr_buf token = CR_BUF_INIT;
     size_t prefix_len = size ? data[0] % 16 : 0;
-    int r = cr_s3_parse_list(data, size, prefix_len, on_item, &count, &token);
+    bool v1 = size > 1 && data[1] & 1;
+    int r = cr_s3_parse_list(data, size, prefix_len, v1, on_item, &count, &token);
     if (r != 0 && r != 1 && r != CR_E_FORMAT && r != -ENOMEM) abort();
     if (!token.data) abort(); /* always NUL-terminated */
     if (token.len && (r != 0 || strlen((const char *)token.data) != token.len)) abort();

@@ -43,6 +43,7 @@ typedef struct {
     char *bucket;
     char *prefix; /* "" or "a/b" (no leading or trailing '/') */
     bool vhost;   /* bucket in the host name (dns lookup) instead of the path */
+    bool list_v1; /* ListObjects (V1, marker paging) instead of ListObjectsV2 */
     char *region;
     char *storage_class;
     s3_creds creds;
@@ -652,27 +653,44 @@ static int list_entry(const cr_xml *item, size_t prefix_len, cr_list_cb cb, void
     return cb(ud, base, size);
 }
 
-int cr_s3_parse_list(const void *body, size_t len, size_t prefix_len, cr_list_cb cb, void *ud, cr_buf *token)
+/* Where the next page starts: V2's continuation token, or V1's NextMarker
+ * (only sent with a delimiter), else the last key of this page. */
+static int next_page_token(const void *body, size_t len, bool v1, const cr_buf *last_key, cr_buf *token)
+{
+    cr_xml all = cr_xml_of(body, len);
+    int r = cr_xml_text(&all, v1 ? "NextMarker" : "NextContinuationToken", token);
+    if (r < 0) return r;
+    if (v1 && (r == 0 || token->len == 0) && last_key->len) {
+        cr_buf_reset(token);
+        CR_TRY(cr_buf_append(token, last_key->data, last_key->len));
+        CR_TRY(cr_buf_nul(token));
+    }
+    return 0;
+}
+
+int cr_s3_parse_list(const void *body, size_t len, size_t prefix_len, bool v1, cr_list_cb cb, void *ud, cr_buf *token)
 {
     cr_xml doc = cr_xml_of(body, len), item;
-    _cleanup_buf_ cr_buf key = CR_BUF_INIT, truncated = CR_BUF_INIT;
+    _cleanup_buf_ cr_buf key = CR_BUF_INIT, last = CR_BUF_INIT, truncated = CR_BUF_INIT;
     int r;
     cr_buf_reset(token);
     CR_TRY(cr_buf_nul(token));
     while ((r = cr_xml_next(&doc, "Contents", &item)) == 1) {
         r = list_entry(&item, prefix_len, cb, ud, &key);
         if (r != 0) return r;
+        cr_buf_reset(&last);
+        CR_TRY(cr_buf_append(&last, key.data, key.len));
     }
     if (r < 0) return cr_error(CR_E_FORMAT, "malformed listing");
     cr_xml all = cr_xml_of(body, len);
     r = cr_xml_text(&all, "IsTruncated", &truncated);
     if (r < 0) return cr_error(CR_E_FORMAT, "malformed listing");
     if (r == 0 || strcmp((const char *)truncated.data, "true")) return 0;
-    r = cr_xml_text(&all, "NextContinuationToken", token);
+    r = next_page_token(body, len, v1, &last, token);
     if (r < 0 || token->len == 0 || strlen((const char *)token->data) != token->len) {
         cr_buf_reset(token);
         cr_buf_nul(token);
-        return cr_error(CR_E_FORMAT, "truncated listing without a usable continuation token");
+        return cr_error(CR_E_FORMAT, "truncated listing without a usable continuation token or marker");
     }
     return 0;
 }
@@ -685,18 +703,24 @@ static unsigned list_page_size(void)
     return s && *s && !*end && v >= 1 && v <= DEFAULT_LIST_PAGE ? (unsigned)v : DEFAULT_LIST_PAGE;
 }
 
-static int list_query(const char *prefix, unsigned page, const cr_buf *token, cr_buf *q)
+static int list_query(const char *prefix, unsigned page, bool v1, const cr_buf *token, cr_buf *q)
 {
     cr_buf_reset(q);
     if (token->len) {
-        CR_TRY(cr_buf_puts(q, "continuation-token="));
+        CR_TRY(cr_buf_puts(q, v1 ? "marker=" : "continuation-token="));
         CR_TRY(cr_sigv4_uri_encode(q, (const char *)token->data, token->len, 0));
         CR_TRY(cr_buf_putc(q, '&'));
     }
-    CR_TRY(cr_buf_printf(q, "list-type=2&max-keys=%u&prefix=", page));
+    CR_TRY(cr_buf_printf(q, "%smax-keys=%u&prefix=", v1 ? "" : "list-type=2&", page));
     return cr_sigv4_uri_encode(q, prefix, strlen(prefix), 0);
 }
 
+static bool same_buf(const cr_buf *a, const cr_buf *b)
+{
+    return a->len == b->len && (!a->len || !memcmp(a->data, b->data, a->len));
+}
+
+/* ListObjectsV2 by default, V1 (marker paging) with -o s3.list-objects-v1=true. */
 static int s3_list(cr_backend *b, cr_filetype t, cr_list_cb cb, void *ud)
 {
     s3_backend *sb = as_s3(b);
@@ -704,18 +728,22 @@ static int s3_list(cr_backend *b, cr_filetype t, cr_list_cb cb, void *ud)
     _cleanup_free_ char *prefix = NULL;
     if (asprintf(&prefix, "%s%s%s/", sb->prefix, sb->prefix[0] ? "/" : "", cr_filetype_dir(t)) < 0)
         return cr_error(-ENOMEM, "out of memory");
-    _cleanup_buf_ cr_buf token = CR_BUF_INIT, query = CR_BUF_INIT;
+    _cleanup_buf_ cr_buf token = CR_BUF_INIT, previous = CR_BUF_INIT, query = CR_BUF_INIT;
     unsigned page = list_page_size();
     do {
-        CR_TRY(list_query(prefix, page, &token, &query));
+        CR_TRY(list_query(prefix, page, sb->list_v1, &token, &query));
         s3_call c = {.method = "GET", .query = (const char *)query.data};
         _cleanup_(cr_http_resp_free) cr_http_resp resp = {0};
         _cleanup_free_ char *url = NULL;
         CR_TRY(s3_do(sb, &c, &resp, &url));
         if (resp.status != 200) return s3_status_error(sb, "GET", url, &resp);
-        int r = cr_s3_parse_list(resp.body.data, resp.body.len, strlen(prefix), cb, ud, &token);
+        cr_buf_reset(&previous);
+        CR_TRY(cr_buf_append(&previous, token.data, token.len));
+        int r = cr_s3_parse_list(resp.body.data, resp.body.len, strlen(prefix), sb->list_v1, cb, ud, &token);
         if (r == CR_E_FORMAT) return cr_error_ctx(r, "GET %s", url);
         if (r != 0) return r; /* an error, or the callback's stop */
+        if (token.len && same_buf(&token, &previous))
+            return cr_error(CR_E_FORMAT, "GET %s: the listing does not advance (same page token again)", url);
     } while (token.len);
     return 0;
 }
@@ -773,6 +801,18 @@ static int pick_region(s3_backend *sb)
     return 0;
 }
 
+/* -o s3.NAME=true|false (restic's Go booleans: 1/t/true, 0/f/false, any case) */
+static int bool_option(const char *name, bool *out)
+{
+    const char *v = cr_backend_option("s3", name);
+    *out = false;
+    if (!v) return 0;
+    if (!strcasecmp(v, "true") || !strcasecmp(v, "t") || !strcmp(v, "1")) *out = true;
+    else if (strcasecmp(v, "false") && strcasecmp(v, "f") && strcmp(v, "0"))
+        return cr_error(CR_E_USAGE, "invalid value \"%s\" for option s3.%s: expected true or false", v, name);
+    return 0;
+}
+
 /* ---- open / create / close ---------------------------------------------------------- */
 
 static void s3_close(cr_backend *b)
@@ -794,6 +834,7 @@ static int s3_setup(s3_backend *sb, const char *loc)
     CR_TRY(parse_location(sb, loc));
     CR_TRY(pick_lookup(sb));
     CR_TRY(cr_backend_option_uint("s3", "connections", DEFAULT_CONNECTIONS, 1, 128, &sb->base.connections));
+    CR_TRY(bool_option("list-objects-v1", &sb->list_v1));
     const char *sc = cr_backend_option("s3", "storage-class");
     if (sc && *sc && !(sb->storage_class = strdup(sc))) return cr_error(-ENOMEM, "out of memory");
     CR_TRY(find_credentials(&sb->creds));
@@ -889,5 +930,5 @@ const cr_backend_ops cr_backend_s3 = {
     .save = s3_save,
     .remove = s3_remove,
     .list = s3_list,
-    .options = (const char *const[]){"connections", "region", "bucket-lookup", "storage-class", NULL},
+    .options = (const char *const[]){"connections", "region", "bucket-lookup", "storage-class", "list-objects-v1", NULL},
 };

@@ -191,6 +191,15 @@ expect_true "s3rver: config at <prefix>/config" test -f "$D/config._S3rver_objec
 expect_true "s3rver: key files under <prefix>/keys/" bash -c "ls '$D'/keys/*._S3rver_object >/dev/null"
 expect_true "s3rver: packs under <prefix>/data/XX/ (restic's layout)" \
     bash -c "ls '$D'/data/??/*._S3rver_object | grep -Eq '/data/([0-9a-f]{2})/\1[0-9a-f]{62}\._S3rver_object$'"
+s3rver_env run cr --cacert "$S3RVER_CA" -r "$S3R_REPO" list packs
+sort "$OUT" >"$T/s3r.packs"
+CRESTIC_LIST_PAGE_SIZE=1 s3rver_env run cr --cacert "$S3RVER_CA" -r "$S3R_REPO" list packs
+sort "$OUT" >"$T/s3r.packs.v2"
+CRESTIC_LIST_PAGE_SIZE=1 s3rver_env run cr --cacert "$S3RVER_CA" -o s3.list-objects-v1=1 -r "$S3R_REPO" list packs
+sort "$OUT" >"$T/s3r.packs.v1"
+expect_true "s3rver: several packs to list" test "$(wc -l <"$T/s3r.packs")" -ge 2
+expect_same "$T/s3r.packs" "$T/s3r.packs.v2" "s3rver: a V2 listing paged by 1 key equals the unpaged one"
+expect_same "$T/s3r.packs" "$T/s3r.packs.v1" "s3rver: a V1 listing paged by 1 key equals the unpaged one"
 run cr --cacert "$S3RVER_CA" -r "$S3R_REPO" snapshots --json
 expect_true "no credentials: anonymous requests (s3rver allows them)" test "$RC" = 0 -a "$(n_snapshots)" = 1
 S3R_DNS=s3:https://localhost:$S3RVER_PORT/dns-bucket
@@ -220,6 +229,9 @@ CRESTIC_LIST_PAGE_SIZE=1 swift_env run cr --cacert "$SWIFT_CA" -r "$CR_REPO" lis
 sort "$OUT" >"$T/packs.paged"
 expect_true "Swift: several packs to list" test "$(wc -l <"$T/packs.all")" -ge 2
 expect_same "$T/packs.all" "$T/packs.paged" "Swift: a listing paged by 1 key equals the unpaged one"
+CRESTIC_LIST_PAGE_SIZE=1 swift_env run cr --cacert "$SWIFT_CA" -o s3.list-objects-v1=true -r "$CR_REPO" list packs
+sort "$OUT" >"$T/packs.v1"
+expect_same "$T/packs.all" "$T/packs.v1" "Swift: ListObjects V1 (s3.list-objects-v1) paged by 1 key: the same"
 
 section "restic 0.14 reads crestic's repository (Swift, https)"
 expect_exit 0 swift_env rs --cacert "$SWIFT_CA" -r "$CR_REPO" check --read-data
@@ -294,6 +306,8 @@ swift_env run cr --cacert "$SWIFT_CA" -o s3.storage-class=STANDARD -r "$CR_REPO"
 expect_true "s3.storage-class=STANDARD: backup works" test "$RC" = 0
 swift_env run cr --cacert "$SWIFT_CA" -o s3.bucket-lookup=sideways -r "$CR_REPO" snapshots
 expect_grep "$ERR" 'bad bucket-lookup style' "a bad s3.bucket-lookup is refused"
+swift_env run cr --cacert "$SWIFT_CA" -o s3.list-objects-v1=maybe -r "$CR_REPO" snapshots
+expect_grep "$ERR" 'for option s3.list-objects-v1' "a bad s3.list-objects-v1 value is refused"
 swift_env run cr --cacert "$SWIFT_CA" -o s3.nope=1 -r "$CR_REPO" snapshots
 expect_grep "$ERR" 's3 has no such option' "an unknown s3 option is refused"
 
