@@ -377,23 +377,7 @@ static bool is_clock_skew(const cr_http_resp *resp)
     return !strcmp(code, "RequestTimeTooSkewed");
 }
 
-static int s3_do_once(s3_backend *sb, const s3_call *c, cr_http_resp *resp, char **url_out);
-
-/* One signed request; *url_out (for messages) is set even on failure.  The
- * signature holds the time it was made, and the HTTP layer repeats a request
- * unchanged for up to 15 minutes: one that has grown too old for the server
- * is signed afresh and sent once more. */
-static int s3_do(s3_backend *sb, const s3_call *c, cr_http_resp *resp, char **url_out)
-{
-    time_t signed_at = time(NULL);
-    CR_TRY(s3_do_once(sb, c, resp, url_out));
-    if (!is_clock_skew(resp) || time(NULL) - signed_at < 60) return 0;
-    free(*url_out);
-    *url_out = NULL;
-    cr_buf_reset(&resp->body);
-    return s3_do_once(sb, c, resp, url_out);
-}
-
+/* One signed request, sent as it is (the HTTP layer retries). */
 static int s3_do_once(s3_backend *sb, const s3_call *c, cr_http_resp *resp, char **url_out)
 {
     _cleanup_buf_ cr_buf path = CR_BUF_INIT, host = CR_BUF_INIT, url = CR_BUF_INIT, auth = CR_BUF_INIT;
@@ -415,6 +399,21 @@ static int s3_do_once(s3_backend *sb, const s3_call *c, cr_http_resp *resp, char
     header_set_free(&hs);
     if (auth.data) explicit_bzero(auth.data, auth.len);
     return r;
+}
+
+/* One signed request; *url_out (for messages) is set even on failure.  The
+ * signature holds the time it was made, and the HTTP layer repeats a request
+ * unchanged for up to 15 minutes: one that has grown too old for the server
+ * is signed afresh and sent once more. */
+static int s3_do(s3_backend *sb, const s3_call *c, cr_http_resp *resp, char **url_out)
+{
+    time_t signed_at = time(NULL);
+    CR_TRY(s3_do_once(sb, c, resp, url_out));
+    if (!is_clock_skew(resp) || time(NULL) - signed_at < 60) return 0;
+    free(*url_out);
+    *url_out = NULL;
+    cr_buf_reset(&resp->body);
+    return s3_do_once(sb, c, resp, url_out);
 }
 
 /* ---- error answers -------------------------------------------------------------- */
