@@ -211,20 +211,15 @@ static int read_all(const char *file, cr_buf *out)
     return r;
 }
 
-int cr_restore_record_load(const char *file, cr_restore_record **out)
+int cr_restore_record_parse(const char *d, size_t len, cr_restore_record **out)
 {
-    cr_buf data = CR_BUF_INIT, paths = CR_BUF_INIT;
-    int r = read_all(file, &data);
-    if (r == -ENOENT) return cr_buf_free(&data), r;
-    if (r < 0) return cr_buf_free(&data), cr_error_sys(r, "read %s", file);
+    cr_buf paths = CR_BUF_INIT;
     cr_restore_record *rec = calloc(1, sizeof *rec);
-    if (!rec) return cr_buf_free(&data), cr_error(-ENOMEM, "out of memory");
-    const char *d = (const char *)data.data;
-    size_t len = data.len, ml = strlen(RECORD_MAGIC), pos = ml + CR_ID_HEX + 1;
-    r = CR_E_FORMAT;
-    if (len >= pos && !memcmp(d, RECORD_MAGIC, ml) && d[pos - 1] == '\n') {
+    if (!rec) return cr_error(-ENOMEM, "out of memory");
+    size_t ml = strlen(RECORD_MAGIC), pos = ml + CR_ID_HEX + 1;
+    int r = CR_E_FORMAT;
+    if (len >= pos && !memcmp(d, RECORD_MAGIC, ml) && d[pos - 1] == '\n')
         r = cr_id_from_hex(&rec->snapshot, d + ml, CR_ID_HEX) < 0 ? CR_E_FORMAT : 0;
-    }
     while (r == 0 && pos < len) {
         if (rec->n == rec->cap) {
             size_t cap = rec->cap ? rec->cap * 2 : 1024;
@@ -237,16 +232,25 @@ int cr_restore_record_load(const char *file, cr_restore_record **out)
         else if (pr < 0) r = CR_E_FORMAT;
         else rec->n++;
     }
-    cr_buf_free(&data);
     rec->paths = (char *)cr_buf_steal(&paths, NULL);
     if (r == 0) r = build_table(rec);
     if (r < 0) {
         cr_restore_record_free(rec);
-        if (r == -ENOMEM) return cr_error(r, "out of memory");
-        return cr_error(CR_E_FORMAT, "damaged restore record %s", file);
+        return r == -ENOMEM ? cr_error(r, "out of memory") : cr_error(CR_E_FORMAT, "damaged restore record");
     }
     *out = rec;
     return 0;
+}
+
+int cr_restore_record_load(const char *file, cr_restore_record **out)
+{
+    cr_buf data = CR_BUF_INIT;
+    int r = read_all(file, &data);
+    if (r == -ENOENT) return cr_buf_free(&data), r;
+    if (r < 0) return cr_buf_free(&data), cr_error_sys(r, "read %s", file);
+    r = cr_restore_record_parse((const char *)data.data, data.len, out);
+    cr_buf_free(&data);
+    return r < 0 ? cr_error_ctx(r, "%s", file) : 0;
 }
 
 const cr_id *cr_restore_record_snapshot(const cr_restore_record *rec)

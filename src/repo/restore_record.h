@@ -34,6 +34,8 @@ int cr_restore_record_write(cr_repo *r, const cr_id *snapshot, const cr_id *root
                             const char *file, size_t *nfiles);
 /* -ENOENT when there is no record; CR_E_FORMAT for a damaged one. */
 int cr_restore_record_load(const char *file, cr_restore_record **out);
+/* The same from the file's bytes (CR_E_FORMAT, -ENOMEM). */
+int cr_restore_record_parse(const char *data, size_t len, cr_restore_record **out);
 const cr_id *cr_restore_record_snapshot(const cr_restore_record *rec);
 size_t cr_restore_record_count(const cr_restore_record *rec);
 /* Does the record vouch that the file at abspath (lstat result st) still
