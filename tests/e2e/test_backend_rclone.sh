@@ -164,6 +164,19 @@ expect_exit 0 cr -r "$CR_REPO" unlock
 expect_exit 0 cr -r "$CR_REPO" check
 
 # ---------------------------------------------------------------------------
+section "--limit-upload / --limit-download over the rclone connection"
+# The 4 MiB of $T/slow at 1024 KiB/s: at least 3 s each way.
+LIM_REPO=rclone:$T/lim-repo
+expect_exit 0 cr -r "$LIM_REPO" init
+timed cr -r "$LIM_REPO" --limit-upload 1024 backup "$T/slow"
+if [ "$RC" -eq 0 ] && [ "$SECS" -ge 3 ]; then pass "4 MiB uploaded at 1024 KiB/s: $SECS s (at least 3)"
+else fail "4 MiB uploaded at 1024 KiB/s takes at least 3 s" "rc=$RC, $SECS s"; show "$ERR"; fi
+timed cr -r "$LIM_REPO" --limit-download 1024 restore latest --target "$T/r-lim"
+if [ "$RC" -eq 0 ] && [ "$SECS" -ge 3 ]; then pass "4 MiB downloaded at 1024 KiB/s: $SECS s (at least 3)"
+else fail "4 MiB downloaded at 1024 KiB/s takes at least 3 s" "rc=$RC, $SECS s"; show "$ERR"; fi
+expect_true "the rate-limited restore equals the source" cmp "$T/slow/data.bin" "$T/r-lim$T/slow/data.bin"
+
+# ---------------------------------------------------------------------------
 section "rclone killed during a backup"
 RESTIC_CACHE_DIR=$T/cache-crestic "$CRESTIC" -r "$CR_REPO" --limit-upload 256 backup "$T/slow" >"$T/kill.out" 2>"$T/kill.err" &
 CPID=$!
