@@ -179,6 +179,19 @@ expect_grep "$ERR" "login script" "text instead of SFTP: a hint at login scripts
 expect_exit 1 cr -o sftp.command="/nonexistent/ssh" -r "sftp:x:$CR" snapshots
 expect_grep "$ERR" "unable to start the program \"/nonexistent/ssh\"" "missing program: named"
 
+section "a passphrase prompt on the terminal reaches ssh"
+# crestic runs on a terminal (a pty) as the foreground job; ssh, in its own
+# process group, gets the terminal while it logs in (restic does the same),
+# so it can ask for the key's passphrase.  Without the hand-over ssh stops
+# (SIGTTIN) and the command hangs.
+ssh-keygen -q -t ed25519 -N 'key-pass-123' -f "$S/passkey"
+cat "$S/passkey.pub" >>"$S/authorized_keys"
+{ ssh_host_config with-passphrase 127.0.0.1 "$S/passkey" | grep -v BatchMode; } >"$T/ssh_config.pass"
+expect_exit 0 env -u SSH_AUTH_SOCK RESTIC_CACHE_DIR="$T/cache-crestic" "$PY" "$TOOLS/ptyanswer.py" passphrase key-pass-123 20 -- \
+    "$CRESTIC" -o sftp.command="ssh -F $T/ssh_config.pass with-passphrase -s sftp" -r "sftp:x:$CR" snapshots
+expect_grep "$OUT" "prompt answered: yes" "ssh asked for the passphrase on the terminal"
+expect_grep "$OUT" "1 snapshots" "... and the command went on over the session"
+
 # ---------------------------------------------------------------------------
 section "ssh killed during a backup"
 KR=$T/srv/kill-repo
