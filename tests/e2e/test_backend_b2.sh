@@ -48,6 +48,17 @@ for f in glob.glob(sys.argv[1] + "/files/*.json"):
     v = json.load(open(f)); print(v["action"], v["fileName"])' "$T/$1-data" | sort
 }
 
+# the newest version of each name: "ACTION NAME" lines, sorted
+b2_latest() {
+    "$PY" -c 'import json,sys,glob
+new = {}
+for f in glob.glob(sys.argv[1] + "/files/*.json"):
+    v = json.load(open(f))
+    if v["action"] != "start" and v["uploadTimestamp"] >= new.get(v["fileName"], (0, ""))[0]:
+        new[v["fileName"]] = (v["uploadTimestamp"], v["action"])
+for n, (_, a) in new.items(): print(a, n)' "$T/$1-data" | sort
+}
+
 mkdir -p "$T/src/sub/deeper" "$T/src/empty-dir"
 printf 'hello\n' >"$T/src/hello.txt"
 : >"$T/src/empty"
@@ -56,7 +67,8 @@ seq 1 20000 >"$T/src/sub/deeper/numbers.txt"
 ln -s ../hello.txt "$T/src/sub/link"
 manifest --no-atime "$T/src" >"$T/m.src"
 
-start_b2 main --min-part-size 100000 --app-key "app-key-1:AppSecret-1:crestic-bucket"
+start_b2 main --min-part-size 100000 --app-key "app-key-1:AppSecret-1:crestic-bucket" \
+    --app-key "nodel-key:NoDel-Secret-1:crestic-bucket:nodelete"
 EP="-o b2.endpoint=http://127.0.0.1:$B2_PORT_main"
 
 # ---------------------------------------------------------------------------
@@ -101,6 +113,21 @@ expect_true "prune deleted packs of the first backup" bash -c \
 expect_exit 0 cr $EP -r $REPO restore latest --target "$T/r2"
 manifest --no-atime "$T/r2$T/src" >"$T/m.r2"
 expect_same "$T/m.src2" "$T/m.r2" "restore after prune equals the changed source"
+
+section "a key without deleteFiles: removed files are hidden instead (as restic)"
+nodel() { env B2_ACCOUNT_ID=nodel-key B2_ACCOUNT_KEY=NoDel-Secret-1 "$CRESTIC" --cache-dir "$T/cache-nodel" $EP -r $REPO "$@"; }
+expect_exit 0 nodel backup "$T/src"
+expect_exit 0 nodel forget --keep-last 1 --prune
+expect_grep "$T/main.log" "CALL b2_delete_file_version 401 unauthorized" "the server refused the delete"
+expect_grep "$T/main.log" "CALL b2_hide_file 200" "files were hidden instead"
+expect_exit 0 nodel snapshots --json
+expect_true "one snapshot visible" \
+    "$PY" -c 'import json,sys; sys.exit(len(json.load(open(sys.argv[1])))!=1)' "$OUT"
+expect_exit 0 cr $EP -r $REPO check --read-data
+b2_latest main >"$T/v3"
+expect_grep "$T/v3" "^hide some/path/snapshots/" "the forgotten snapshot is hidden, not deleted"
+expect_grep "$T/v3" "^hide some/path/locks/" "locks were hidden"
+expect_true "no lock is visible" bash -c "! grep -q '^upload some/path/locks/' '$T/v3'"
 
 section "large files (b2.part-size below the pack sizes)"
 LREPO=b2:crestic-bucket:large
@@ -206,8 +233,8 @@ fi
 
 # ---------------------------------------------------------------------------
 if [ -x "$CONF" ]; then
-    section "conformance: plain"
-    expect_exit 0 "$CONF" $EP "b2:conform-bucket:c1"
+    section "conformance: plain, at the bucket root"
+    expect_exit 0 "$CONF" $EP "b2:conform-root"
     show "$OUT" 200 | grep -v '^     | ok' || true
     expect_grep "$T/main.log" "CALL b2_list_file_names 200" "conformance went through b2_list_file_names"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A small Backblaze B2 native-API server for the backend tests (loopback only).
 
-    b2server.py --data DIR [--port 0] [--account ID:KEY] [--app-key ID:KEY[:BUCKET]]
+    b2server.py --data DIR [--port 0] [--account ID:KEY] [--app-key ID:KEY[:BUCKET[:nodelete]]]
                 [--fail-upload-every N] [--token-lifetime SECONDS]
                 [--min-part-size BYTES] [--recommended-part-size BYTES]
                 [--public-url URL] [--download-url URL]
@@ -13,7 +13,8 @@ stdout is "PORT <n>" (the port it listens on; --port 0 picks a free one).
 
 Calls: b2_authorize_account (GET, Basic auth with a key ID and key: the
 account's master key, where the account ID also works as key ID, or an
-application key, optionally restricted to one bucket), b2_list_buckets,
+application key, optionally restricted to one bucket and/or without the
+deleteFiles capability), b2_list_buckets,
 b2_create_bucket, b2_get_upload_url, b2_upload_file, b2_list_file_names,
 b2_list_file_versions, b2_get_file_info, b2_delete_file_version,
 b2_hide_file, b2_start_large_file, b2_get_upload_part_url, b2_upload_part,
@@ -172,12 +173,14 @@ class Server:
         self.args = args
         self.store = Store(args.data)
         self.account_id, self.master_key = args.account.split(":", 1)
-        self.keys = {self.account_id: (self.master_key, None)}  # keyId -> (key, bucket name or None)
+        # keyId -> (key, bucket name or None, may delete files)
+        self.keys = {self.account_id: (self.master_key, None, True)}
         for k in args.app_key or []:
             parts = k.split(":")
-            if len(parts) not in (2, 3):
-                sys.exit("--app-key wants ID:KEY[:BUCKET]")
-            self.keys[parts[0]] = (parts[1], parts[2] if len(parts) == 3 else None)
+            if len(parts) not in (2, 3, 4) or (len(parts) == 4 and parts[3] != "nodelete"):
+                sys.exit("--app-key wants ID:KEY[:BUCKET[:nodelete]]")
+            bucket = parts[2] if len(parts) >= 3 and parts[2] else None
+            self.keys[parts[0]] = (parts[1], bucket, len(parts) < 4)
         self.lock = threading.Lock()
         self.tokens = {}  # account token -> {"expires", "bucket"}
         self.upload_tokens = {}  # upload token -> {"expires", "target", "busy", "retired", "bucket"}
@@ -207,8 +210,8 @@ class Server:
             raise B2Error(401, "unauthorized", "invalid application key ID or application key")
         token = "4_" + secrets.token_hex(24)
         with self.lock:
-            self.tokens[token] = {"expires": self.expiry(), "bucket": want[1]}
-        return token, want[1]
+            self.tokens[token] = {"expires": self.expiry(), "bucket": want[1], "delete": want[2]}
+        return token, want[1], want[2]
 
     def check_token(self, token):
         if not token:
@@ -387,6 +390,8 @@ class Server:
         return rec
 
     def api_b2_delete_file_version(self, version, tok, body):
+        if not tok["delete"]:
+            raise B2Error(401, "unauthorized", "the key lacks the deleteFiles capability")
         fid, name = body.get("fileId"), body.get("fileName")
         with self.store.lock:
             rec = self.store.versions.get(fid) if isinstance(fid, str) else None
@@ -650,10 +655,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return args
 
     def do_authorize(self, version):
-        token, bucket_name = self.b2.authorize(self.headers.get("Authorization"))
+        token, bucket_name, may_delete = self.b2.authorize(self.headers.get("Authorization"))
         b = self.b2.bucket_by_name(bucket_name) if bucket_name else None
         base = self.b2.base_url
-        caps = ["listBuckets", "listFiles", "readFiles", "writeFiles", "deleteFiles", "shareFiles"]
+        caps = ["listBuckets", "listFiles", "readFiles", "writeFiles", "shareFiles"] + (["deleteFiles"] if may_delete else [])
         if bucket_name is None:
             caps += ["listAllBucketNames", "writeBuckets", "readBuckets"]
         common = {"absoluteMinimumPartSize": self.b2.args.min_part_size,
@@ -798,7 +803,8 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--account", default="test-account-id:test-master-key",
                     help="ACCOUNT_ID:MASTER_KEY (the account ID is the master key's ID)")
-    ap.add_argument("--app-key", action="append", help="KEY_ID:KEY[:BUCKET] an application key")
+    ap.add_argument("--app-key", action="append",
+                    help="KEY_ID:KEY[:BUCKET[:nodelete]] an application key (nodelete: without deleteFiles)")
     ap.add_argument("--fail-upload-every", type=int, default=0, help="every Nth upload answers 503")
     ap.add_argument("--token-lifetime", type=float, default=0, help="tokens expire after this many seconds")
     ap.add_argument("--min-part-size", type=int, default=5000000)
