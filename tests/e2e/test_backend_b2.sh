@@ -265,5 +265,11 @@ else
     fail "crestic-conformance not built next to $CRESTIC"
 fi
 
+section "server-side rules held"
+expect_true "no upload URL was used by two uploads at once, no upload refused" bash -c \
+    "! grep -hE 'CALL b2_upload_(file|part) 400' '$T'/*.log"
+expect_true "no large file left unfinished" bash -c \
+    "! grep -l '\"action\": \"start\"' '$T'/*-data/files/*.json 2>/dev/null | grep -q ."
+
 echo "($TEST_NAME took $(( $(date +%s) - T0 )) s)"
 finish

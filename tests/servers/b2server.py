@@ -619,14 +619,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         kind, version, call, rest, query = self.route()
         name = call if kind == "api" else "download"
         try:
+            if kind == "api" and call in ("b2_upload_file", "b2_upload_part"):
+                # the upload URL is taken before the body arrives: one upload at a time
+                return self.do_upload(version, rest, part=call == "b2_upload_part")
             body = self.read_body()
             if kind == "api":
                 if call == "b2_authorize_account":
                     return self.do_authorize(version)
-                if call == "b2_upload_file":
-                    return self.do_upload(version, rest, body, part=False)
-                if call == "b2_upload_part":
-                    return self.do_upload(version, rest, body, part=True)
                 if call == "b2_download_file_by_id":
                     return self.do_download_by_id(query)
                 tok = self.b2.check_token(self.headers.get("Authorization"))
@@ -678,13 +677,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 out["minimumPartSize"] = self.b2.args.recommended_part_size  # v1's name, kept for old clients
         self.send_json(200, out, "b2_authorize_account")
 
-    def do_upload(self, version, rest, body, part):
+    def do_upload(self, version, rest, part):
         call = "b2_upload_part" if part else "b2_upload_file"
-        if len(rest) != 2:
-            raise B2Error(404, "not_found", "bad upload URL")
-        target = rest[0]
-        t, inject = self.b2.take_upload_token(self.headers.get("Authorization"), target)
         try:
+            if len(rest) != 2:
+                raise B2Error(404, "not_found", "bad upload URL")
+            target = rest[0]
+            t, inject = self.b2.take_upload_token(self.headers.get("Authorization"), target)
+        except B2Error:
+            self.read_body()  # drained, so the client reads the answer
+            raise
+        try:
+            body = self.read_body()
             if inject:
                 self.b2.log("INJECTED 503 on %s" % call)
                 raise B2Error(503, "service_unavailable", "injected fault: get a new upload URL")
