@@ -5,7 +5,8 @@
 #   - a service account (RSA key + key file made here, token_uri on the local
 #     server): the server checks the RS256 JWT fully before issuing tokens
 #   - init (bucket creation), backup, snapshots, restore, check --read-data,
-#     forget --prune, list paging (CRESTIC_LIST_PAGE_SIZE)
+#     forget --prune, list paging (CRESTIC_LIST_PAGE_SIZE; data/ holds >= 2 packs:
+#     one of trees, one of data)
 #   - resumable uploads of large packs (threshold lowered by env)
 #   - token refresh: short-lived tokens, and a token that expires earlier than
 #     announced (the client must recover from the 401)
@@ -108,9 +109,9 @@ expect_grep "$T/main.err" "^token issued to $EMAIL" "the server issued a token a
 
 section "list paging"
 : >"$T/main.log"
-CRESTIC_LIST_PAGE_SIZE=2 run gs check
-expect_true "check with 2 entries a page: exit 0" test "$RC" = 0
-expect_true "lists were paged (pageToken sent)" grep -q "o?prefix=repo%2Fdata%2F&maxResults=2&pageToken=" "$T/main.log"
+CRESTIC_LIST_PAGE_SIZE=1 run gs check
+expect_true "check with 1 entry a page: exit 0" test "$RC" = 0
+expect_true "lists were paged (pageToken sent)" grep -q "o?prefix=repo%2Fdata%2F&maxResults=1&pageToken=" "$T/main.log"
 
 section "resumable uploads of large packs"
 head -c 2621440 /dev/urandom >"$T/src/big.bin"
@@ -159,6 +160,51 @@ expect_grep "$ERR" "GOOGLE_APPLICATION_CREDENTIALS .*missing.json" "missing key 
 expect_exit 1 env GOOGLE_APPLICATION_CREDENTIALS= "$CRESTIC" --cache-dir "$T/cache-tok" -o "$EP_main" -r "$REPO" snapshots
 expect_grep "$ERR" "no credentials" "no credentials at all: said so"
 
+section "the test server's own JWT checks (so a pass above means a valid JWT)"
+"$PY" - "$T/sa-key.pem" "$T/other-key.pem" "$PORT_main" "$EMAIL" >"$T/jwtcheck.out" 2>&1 <<'EOF'
+import base64, json, sys, time, urllib.request, urllib.error, urllib.parse
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+key_file, other_file, port, email = sys.argv[1:5]
+load = lambda f: serialization.load_pem_private_key(open(f, "rb").read(), password=None)
+key, other = load(key_file), load(other_file)
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+aud = "http://127.0.0.1:%s/token" % port
+now = int(time.time())
+good = {"iss": email, "scope": "https://www.googleapis.com/auth/devstorage.read_write", "aud": aud,
+        "iat": now, "exp": now + 3600}
+def jwt(claims, header={"alg": "RS256", "typ": "JWT"}, signer=key):
+    si = b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())
+    return si + "." + b64(signer.sign(si.encode(), padding.PKCS1v15(), hashes.SHA256()))
+def status(assertion, grant="urn:ietf:params:oauth:grant-type:jwt-bearer"):
+    body = urllib.parse.urlencode({"grant_type": grant, "assertion": assertion}).encode()
+    try:
+        return urllib.request.urlopen(urllib.request.Request(aud, body), timeout=10).status
+    except urllib.error.HTTPError as e:
+        return e.code
+h, c, sig = jwt(good).split(".")
+cases = [("valid", jwt(good), 200),
+         ("signed by another key", jwt(good, signer=other), 400),
+         ("alg none", b64(b'{"alg":"none"}') + "." + c + ".", 400),
+         ("alg HS256", jwt(good, {"alg": "HS256"}), 400),
+         ("unknown iss", jwt(dict(good, iss="x@y")), 400),
+         ("aud elsewhere", jwt(dict(good, aud="http://127.0.0.1/other")), 400),
+         ("lifetime 2 h", jwt(dict(good, exp=now + 7200)), 400),
+         ("expired", jwt(dict(good, iat=now - 4000, exp=now - 400)), 400),
+         ("iat in the future", jwt(dict(good, iat=now + 600, exp=now + 1200)), 400),
+         ("no scope", jwt({k: v for k, v in good.items() if k != "scope"}), 400),
+         ("tampered claims", h + "." + b64(json.dumps(dict(good, exp=now + 3000)).encode()) + "." + sig, 400)]
+bad = 0
+for name, a, want in cases + [("grant_type client_credentials", None, 400)]:
+    got = status(a) if a is not None else status(jwt(good), "client_credentials")
+    print("%s %s: %d" % ("ok  " if got == want else "FAIL", name, got))
+    bad += got != want
+sys.exit(bad != 0)
+EOF
+rc=$?
+expect_true "gcsserver accepts a valid JWT and refuses 11 kinds of bad ones" test "$rc" = 0
+[ "$rc" = 0 ] || show "$T/jwtcheck.out" 20
+
 section "options"
 expect_exit 1 gs -o gs.connections=0 snapshots
 expect_grep "$ERR" "gs.connections" "gs.connections=0: refused, named"
@@ -170,13 +216,14 @@ expect_exit 0 gs -o gs.connections=2 snapshots
 
 # ---------------------------------------------------------------------------
 section "token refresh"
-# Tokens live 3 s: the client must replace them on its own during the backup.
-start_gcs short --token-lifetime 3
+# Tokens live 4 s: the client must replace them on its own during the backup
+# (it does so a quarter of the lifetime early: 1 s, enough for a loaded machine).
+start_gcs short --token-lifetime 4
 key_file "$T/sa-key.pem" "$PORT_short" "$T/sa-short.json"
 short() { GOOGLE_APPLICATION_CREDENTIALS=$T/sa-short.json cr -o "$EP_short" -r gs:short-bucket:/ "$@"; }
 expect_exit 0 short init
 RC=0
-{ sleep 4; cat "$T/src/sub/deeper/numbers.txt"; } |
+{ sleep 5; cat "$T/src/sub/deeper/numbers.txt"; } |
     GOOGLE_APPLICATION_CREDENTIALS=$T/sa-short.json cr -o "$EP_short" -r gs:short-bucket:/ backup --stdin \
     >"$T/short.cr.out" 2>"$T/short.cr.err" || RC=$?
 expect_true "backup running longer than the token lifetime: exit 0" test "$RC" = 0
