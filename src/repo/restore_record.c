@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,41 +158,58 @@ static int build_table(cr_restore_record *rec)
     return 0;
 }
 
-static int parse_hex32(const char *s, uint8_t out[32])
+static int hexval(char c)
 {
-    for (int i = 0; i < 32; i++) {
-        unsigned v;
-        if (sscanf(s + 2 * i, "%2x", &v) != 1) return -1;
-        out[i] = (uint8_t)v;
-    }
-    return 0;
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* One entry at *pos of the file's bytes; paths are copied into out_paths. */
+/* A decimal number (optionally negative) ending at a blank or at end; no
+ * sscanf: a record has a line per file, 100,000 and more. */
+static bool field_num(const char **p, const char *end, bool neg_ok, int64_t *out)
+{
+    const char *s = *p;
+    bool neg = s < end && *s == '-' && neg_ok;
+    if (neg) s++;
+    uint64_t v = 0;
+    const char *digits = s;
+    for (; s < end && *s >= '0' && *s <= '9'; s++) {
+        if (v > (UINT64_MAX - 9) / 10) return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    if (s == digits || (s < end && *s != ' ') || v > (uint64_t)INT64_MAX) return false;
+    *out = neg ? -(int64_t)v : (int64_t)v;
+    *p = s < end ? s + 1 : s;
+    return true;
+}
+
+/* One entry at *pos of the file's bytes; paths are copied into paths.
+ * 0, -1 malformed, -2 out of memory. */
 static int parse_entry(const char *data, size_t len, size_t *pos, record_entry *e, cr_buf *paths)
 {
     const char *line = data + *pos;
     const char *nl = memchr(line, '\n', len - *pos);
     if (!nl) return -1;
-    long long cs, ms;
-    long cn, mn;
-    char hex[65];
-    size_t plen;
-    char head[256];
-    size_t hl = (size_t)(nl - line);
-    if (hl >= sizeof head) return -1;
-    memcpy(head, line, hl);
-    head[hl] = 0;
-    if (sscanf(head, "%" SCNu64 " %lld %ld %lld %ld %" SCNu64 " %64s %zu", &e->ino, &cs, &cn, &ms, &mn, &e->size,
-               hex, &plen) != 8 || strlen(hex) != 64 || parse_hex32(hex, e->digest) < 0)
+    int64_t ino, cs, cn, ms, mn, size, plen;
+    const char *p = line;
+    if (!field_num(&p, nl, false, &ino) || !field_num(&p, nl, true, &cs) || !field_num(&p, nl, false, &cn) ||
+        !field_num(&p, nl, true, &ms) || !field_num(&p, nl, false, &mn) || !field_num(&p, nl, false, &size))
         return -1;
+    if (nl - p < 65 || p[64] != ' ') return -1;
+    for (int i = 0; i < 32; i++) {
+        int hi = hexval(p[2 * i]), lo = hexval(p[2 * i + 1]);
+        if (hi < 0 || lo < 0) return -1;
+        e->digest[i] = (uint8_t)(hi << 4 | lo);
+    }
+    p += 65;
+    if (!field_num(&p, nl, false, &plen) || p != nl || cn > 999999999 || mn > 999999999) return -1;
     size_t start = (size_t)(nl + 1 - data);
-    if (plen > len - start || start + plen >= len || data[start + plen] != '\n') return -1;
+    if ((uint64_t)plen >= len - start || data[start + (size_t)plen] != '\n') return -1;
+    e->ino = (uint64_t)ino, e->size = (uint64_t)size;
     e->ctime_s = cs, e->ctime_ns = (int32_t)cn, e->mtime_s = ms, e->mtime_ns = (int32_t)mn;
     e->path_off = paths->len;
-    e->path_len = plen;
-    if (cr_buf_append(paths, data + start, plen) < 0 || cr_buf_putc(paths, 0) < 0) return -2;
-    *pos = start + plen + 1;
+    e->path_len = (size_t)plen;
+    if (cr_buf_append(paths, data + start, (size_t)plen) < 0 || cr_buf_putc(paths, 0) < 0) return -2;
+    *pos = start + (size_t)plen + 1;
     return 0;
 }
 
