@@ -7,9 +7,10 @@
  * layout; no prefix puts them at the bucket root).
  *
  * Credentials as restic (through minio-go) finds them: AWS_ACCESS_KEY_ID /
- * AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, else the shared credentials file
- * (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile AWS_PROFILE or
- * "default"), else anonymous (unsigned) requests.
+ * AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, else MINIO_ROOT_USER /
+ * MINIO_ROOT_PASSWORD (or MINIO_ACCESS_KEY / MINIO_SECRET_KEY), else the
+ * shared credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials,
+ * profile AWS_PROFILE or "default"), else anonymous (unsigned) requests.
  */
 #include "backends/s3.h"
 
@@ -263,12 +264,27 @@ static int creds_from_file(s3_creds *c)
     return r;
 }
 
+/* The first of two environment variables that is set. */
+static const char *env_either(const char *a, const char *b)
+{
+    const char *v = env_nonempty(a);
+    return v ? v : env_nonempty(b);
+}
+
+/* minio-go's chain as restic uses it: AWS variables (also the older
+ * AWS_ACCESS_KEY / AWS_SECRET_KEY names), MinIO variables, then the shared
+ * credentials file.  (~/.mc/config.json and EC2 instance roles are not read.) */
 static int find_credentials(s3_creds *c)
 {
     const char *ak = env_nonempty("AWS_ACCESS_KEY_ID"), *sk = env_nonempty("AWS_SECRET_ACCESS_KEY");
     if (!ak && sk) return cr_error(CR_E_USAGE, "unable to open S3 backend: Key ID ($AWS_ACCESS_KEY_ID) is empty");
     if (ak && !sk) return cr_error(CR_E_USAGE, "unable to open S3 backend: Secret ($AWS_SECRET_ACCESS_KEY) is empty");
-    if (ak) return set_creds(c, ak, sk, env_nonempty("AWS_SESSION_TOKEN"));
+    ak = env_either("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY");
+    sk = env_either("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY");
+    if (ak && sk) return set_creds(c, ak, sk, env_nonempty("AWS_SESSION_TOKEN"));
+    ak = env_either("MINIO_ROOT_USER", "MINIO_ACCESS_KEY");
+    sk = env_either("MINIO_ROOT_PASSWORD", "MINIO_SECRET_KEY");
+    if (ak && sk) return set_creds(c, ak, sk, NULL);
     return creds_from_file(c); /* nothing found: anonymous requests */
 }
 

@@ -18,7 +18,8 @@ CONF=$(dirname "$CRESTIC")/crestic-conformance
 export RESTIC_PASSWORD=s3-test-password
 # A server error must fail a check quickly instead of retrying for 15 min.
 export CRESTIC_HTTP_RETRY_MAX_SECONDS=20
-unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_REGION AWS_SHARED_CREDENTIALS_FILE
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_ACCESS_KEY AWS_SECRET_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_REGION \
+    AWS_SHARED_CREDENTIALS_FILE MINIO_ROOT_USER MINIO_ROOT_PASSWORD MINIO_ACCESS_KEY MINIO_SECRET_KEY
 SWIFT_KEY=test:tester        # tempauth's access keys hold a ':'
 SWIFT_SECRET=testing
 swift_env() { AWS_ACCESS_KEY_ID=$SWIFT_KEY AWS_SECRET_ACCESS_KEY=$SWIFT_SECRET "$@"; }
@@ -279,7 +280,10 @@ expect_true "AWS_DEFAULT_REGION=eu-central-1: snapshots works" test "$RC" = 0
 AWS_DEFAULT_REGION=eu-central-1 swift_env run cr -o s3.region=us-east-1 -r "s3:$SWIFT_P/crestic-bucket" snapshots
 expect_grep "$ERR" "expecting 'eu-central-1'" "-o s3.region wins over AWS_DEFAULT_REGION (and is wrong here)"
 
-section "shared credentials file with a profile"
+section "other credential sources: MinIO variables, a shared credentials file with a profile"
+MINIO_ACCESS_KEY=$SWIFT_KEY MINIO_SECRET_KEY=$SWIFT_SECRET run cr --cacert "$SWIFT_CA" -r "$CR_REPO" snapshots --json
+expect_true "MINIO_ACCESS_KEY / MINIO_SECRET_KEY: snapshots works" test "$RC" = 0
+
 mkdir -p "$T/aws"
 printf '[default]\naws_access_key_id = nobody:none\naws_secret_access_key = nothing\n\n[swift]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
     "$SWIFT_KEY" "$SWIFT_SECRET" >"$T/aws/credentials"
