@@ -33,7 +33,7 @@ struct cr_http {
     pthread_mutex_t lock; /* guards pool */
     CURL *pool[POOL_MAX];
     int npool;
-    cr_http_mux *mux; /* one caller-made connection (cr_http_config.stream), or NULL */
+    cr_http_mux *mux; /* every request on one connection (cr_http_config.stream), or NULL */
 };
 
 /* ---- process-wide state ----------------------------------------------------- */
