@@ -137,6 +137,12 @@ static bool limit_take(rate_bucket *b, size_t n)
     return wait <= 0 || backoff_sleep(wait);
 }
 
+bool cr_http_limit_wait(bool upload, size_t n)
+{
+    rate_bucket *b = upload ? &upload_bucket : &download_bucket;
+    return !limited(b) || limit_take(b, n);
+}
+
 /* A request body read by curl in chunks (only when uploads are limited;
  * otherwise curl sends straight from the caller's memory). */
 typedef struct {

@@ -47,6 +47,10 @@ void cr_http_set_cancel(const volatile int *flag);
  * KiB/s (0: unlimited); the CLI sets them from --limit-upload and
  * --limit-download.  Only request and answer bodies count. */
 void cr_http_set_limits(uint64_t upload_kib, uint64_t download_kib);
+/* The same limits for a backend that moves bytes without libcurl (sftp):
+ * accounts n bytes of an upload (or download) and waits until they are
+ * allowed.  false when cancelled meanwhile. */
+bool cr_http_limit_wait(bool upload, size_t n);
 
 /* One connection for every request of a context: libcurl connects once to
  * the abstract unix socket `abstract_socket` (a name without the leading NUL,

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backends/http.h" /* --limit-upload/--limit-download */
 #include "backends/sftp_proto.h"
 #include "util/cleanup.h"
 #include "util/error.h"
@@ -725,6 +726,7 @@ static int read_done(transfer *t, slot *s, uint8_t *dst, uint64_t base)
     size_t got = r == 0 ? rep.data_len : 0;
     if (r == 0) memcpy(dst + (s->off - base), rep.data, got);
     release(&s->p);
+    if (r == 0 && !cr_http_limit_wait(false, got)) r = cr_error(CR_E_INTERRUPTED, "interrupted");
     if (r < 0) return r;
     if (got < s->len) return send_read(t, s, s->off + got, s->len - (uint32_t)got);
     if (t->next < t->end) {
@@ -816,6 +818,7 @@ static int send_write(transfer *t, slot *s, const uint8_t *src, uint64_t base, u
     CR_TRY(sftp_encode_write_header(&t->msg, 0, (sftp_str){t->h, t->hlen}, off, len));
     s->off = off;
     s->len = len;
+    if (!cr_http_limit_wait(true, len)) return cr_error(CR_E_INTERRUPTED, "interrupted");
     CR_TRY(send_request(t->c, &s->p, &t->msg, src + (off - base), len));
     s->busy = true;
     return 0;

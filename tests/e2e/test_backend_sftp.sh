@@ -128,6 +128,21 @@ expect_exit 0 r -r "sftp:ignored:$RR" check --read-data
 expect_true "files crestic saved in restic's repository are read-only too" \
     bash -c "[ \$(find '$RR/snapshots' -type f -perm 0400 | wc -l) = 1 ] && [ \$(find '$RR/snapshots' -type f -perm 0600 | wc -l) = 1 ]"
 
+section "--limit-upload / --limit-download apply over sftp (as in restic)"
+# 1 MiB of random data at 512 KiB/s: at least 1.75 s each way (2 s less the burst)
+mkdir -p "$T/slow"
+head -c 1048576 /dev/urandom >"$T/slow/data.bin"
+LR=$T/srv/limit-repo
+expect_exit 0 c -r "sftp:x:$LR" init
+timed() { local t0; t0=$(date +%s%N); run "$@"; MS=$(( ($(date +%s%N) - t0) / 1000000 )); }
+timed c -r "sftp:x:$LR" --limit-upload 512 backup "$T/slow"
+if [ "$RC" -eq 0 ] && [ "$MS" -ge 1700 ]; then pass "1 MiB uploaded at 512 KiB/s: $MS ms (at least 1700)"
+else fail "1 MiB uploaded at 512 KiB/s takes at least 1700 ms" "rc=$RC, $MS ms"; show "$ERR"; fi
+timed c -r "sftp:x:$LR" --limit-download 512 restore latest --target "$T/r-lim"
+if [ "$RC" -eq 0 ] && [ "$MS" -ge 1700 ]; then pass "1 MiB downloaded at 512 KiB/s: $MS ms (at least 1700)"
+else fail "1 MiB downloaded at 512 KiB/s takes at least 1700 ms" "rc=$RC, $MS ms"; show "$ERR"; fi
+expect_true "the rate-limited restore equals the source" cmp "$T/slow/data.bin" "$T/r-lim$T/slow/data.bin"
+
 # ---------------------------------------------------------------------------
 section "the default command line: ssh HOST -p PORT -l USER -s sftp"
 mkdir -p "$T/bin"
@@ -197,7 +212,7 @@ section "ssh killed during a backup"
 KR=$T/srv/kill-repo
 expect_exit 0 c -r "sftp:x:$KR" init
 mkdir -p "$T/big"
-for i in 1 2 3 4; do head -c 12000000 /dev/urandom >"$T/big/f$i"; done
+for i in 1 2 3 4; do head -c 8000000 /dev/urandom >"$T/big/f$i"; done
 cat >"$T/bin/ssh-pid" <<EOF
 #!/bin/sh
 echo \$\$ >"$T/ssh.pid"
