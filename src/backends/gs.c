@@ -404,18 +404,28 @@ static int session_start(upload *u)
     return 0;
 }
 
-/* "Range: bytes=0-LAST" of a 308: what the server holds (nothing without it). */
+int cr_gs_parse_range(const char *value, uint64_t total, uint64_t *persisted)
+{
+    uint64_t last = 0;
+    const char *p = value + 8;
+    if (strncmp(value, "bytes=0-", 8) || !*p) return CR_E_FORMAT;
+    for (; *p; p++) {
+        unsigned d = (unsigned char)*p - '0';
+        if (d > 9 || last > (UINT64_MAX - d) / 10) return CR_E_FORMAT;
+        last = last * 10 + d;
+    }
+    if (last >= total) return CR_E_FORMAT;
+    *persisted = last + 1;
+    return 0;
+}
+
+/* The Range of a 308: what the server holds (nothing without it). */
 static int persisted_from(const cr_http_resp *resp, size_t n, size_t *out)
 {
     char range[64];
-    *out = 0;
-    if (!cr_http_resp_header(resp, "Range", range, sizeof range)) return 0;
-    char *end;
-    if (strncmp(range, "bytes=0-", 8) || range[8] < '0' || range[8] > '9') return -EIO;
-    errno = 0;
-    unsigned long long last = strtoull(range + 8, &end, 10);
-    if (*end || errno || last >= n) return -EIO;
-    *out = (size_t)last + 1;
+    uint64_t held = 0;
+    if (cr_http_resp_header(resp, "Range", range, sizeof range) && cr_gs_parse_range(range, n, &held) < 0) return -EIO;
+    *out = (size_t)held;
     return 0;
 }
 

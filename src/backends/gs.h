@@ -19,6 +19,10 @@ typedef int (*cr_gs_item_cb)(void *ud, const char *name, uint64_t size);
  * last page. */
 int cr_gs_parse_list(const char *text, size_t n, cr_gs_item_cb cb, void *ud, char **next_page_token);
 
+/* The value of a resumable upload's "Range" answer header, "bytes=0-LAST":
+ * *persisted = LAST + 1.  CR_E_FORMAT for any other form or LAST >= total. */
+int cr_gs_parse_range(const char *value, uint64_t total, uint64_t *persisted);
+
 /* The message of a JSON error answer {"error": {"code", "message"}},
  * printable and cut to fit out[n]; "" when there is none. */
 void cr_gs_error_message(const char *text, size_t n, char *out, size_t outn);

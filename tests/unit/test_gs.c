@@ -96,6 +96,19 @@ static void test_list_page(void **state)
     }
 }
 
+static void test_range_header(void **state)
+{
+    (void)state;
+    uint64_t held = 0;
+    assert_int_equal(cr_gs_parse_range("bytes=0-262143", 1000000, &held), 0);
+    assert_true(held == 262144);
+    assert_int_equal(cr_gs_parse_range("bytes=0-0", 1, &held), 0);
+    assert_true(held == 1);
+    const char *bad[] = {"bytes=0-1000000", "bytes=1-5", "bytes=0-", "bytes=0--1", "bytes=0-1x", "bytes 0-1",
+                         "bytes=0-99999999999999999999", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) assert_int_equal(cr_gs_parse_range(bad[i], 1000000, &held), CR_E_FORMAT);
+}
+
 static void test_error_message(void **state)
 {
     (void)state;
@@ -276,7 +289,8 @@ static void test_key_file_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_object_size_exact), cmocka_unit_test(test_list_page), cmocka_unit_test(test_error_message),
+        cmocka_unit_test(test_object_size_exact), cmocka_unit_test(test_list_page), cmocka_unit_test(test_range_header),
+        cmocka_unit_test(test_error_message),
         cmocka_unit_test(test_token_answer),      cmocka_unit_test(test_key_file),  cmocka_unit_test(test_jwt),
         cmocka_unit_test(test_key_file_refused),
     };
