@@ -157,9 +157,9 @@ static int authorize_locked(b2_backend *b)
     const char *headers[] = {b->basic, NULL};
     cr_http_req req = {.method = "GET", .url = url, .headers = headers};
     _cleanup_(cr_http_resp_free) cr_http_resp resp = {0};
-    CR_TRY(cr_http_request(b->http, &req, &resp));
-    if (resp.status != 200)
-        return cr_error_ctx(b2_status_error("b2_authorize_account", &resp), "b2: authorization with key ID \"%s\" failed", b->key_id);
+    int r = cr_http_request(b->http, &req, &resp);
+    if (r == 0 && resp.status != 200) r = b2_status_error("b2_authorize_account", &resp);
+    if (r < 0) return cr_error_ctx(r, "b2: authorization with key ID \"%s\" failed", b->key_id);
     cr_b2_auth fresh;
     CR_TRY_CTX(cr_b2_parse_auth((const char *)resp.body.data, resp.body.len, &fresh), "b2 %s", url);
     cr_b2_auth_free(&b->auth);

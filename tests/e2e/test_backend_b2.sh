@@ -23,6 +23,8 @@ export B2_ACCOUNT_ID=test-account-id
 B2_KEY='K0-master-Secret/+x'
 export B2_ACCOUNT_KEY=$B2_KEY
 export CRESTIC_HTTP_RETRY_MAX_SECONDS=60
+# loopback only: no proxy from the environment in between (the interop part sets its own)
+unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY
 T0=$(date +%s)
 
 # start_b2 NAME [server options...]: sets B2_PORT_<NAME>; log in $T/NAME.log
@@ -162,6 +164,14 @@ expect_exit 1 cr $EP -r b2:bad_bucket snapshots
 expect_grep "$ERR" "invalid bucket name" "bad bucket name refused"
 expect_exit 1 cr $EP -o b2.nope=1 -r $REPO snapshots
 expect_grep "$ERR" "b2 has no such option" "unknown b2 option refused"
+DEAD=$(free_port)
+t0=$(date +%s)
+CRESTIC_HTTP_RETRY_MAX_SECONDS=2 run cr -o "b2.endpoint=http://127.0.0.1:$DEAD" -r $REPO snapshots
+t1=$(date +%s)
+if [ "$RC" -ne 0 ] && [ $((t1 - t0)) -le 10 ]; then pass "no server: non-zero exit ($RC) within the 2 s retry cap"
+else fail "no server: non-zero exit within the 2 s retry cap" "rc=$RC, $((t1 - t0)) s"; show "$ERR"; fi
+expect_grep "$ERR" "b2: authorization with key ID .* failed: giving up after .*b2_authorize_account" \
+    "no server: the error names the call and says retries ran out"
 expect_exit 0 env B2_ACCOUNT_ID=app-key-1 B2_ACCOUNT_KEY=AppSecret-1 "$CRESTIC" --cache-dir "$T/cache-app" $EP -r $REPO snapshots
 expect_grep "$OUT" "1 snapshots" "an application key bound to the bucket opens the repository"
 
