@@ -105,6 +105,38 @@ expect_true "objects are named repo/config, repo/keys/..., repo/data/XX/..." bas
      grep -Eq '\"name\": \"repo/data/([0-9a-f]{2})/\\1[0-9a-f]{62}\"' '$T/objs.json'"
 expect_true "locks were removed again" bash -c "! grep -q 'repo/locks/' '$T/objs.json'"
 expect_true "multipart uploads were used" grep -q "^POST /upload/storage/v1/b/crestic-bucket/o?uploadType=multipart 200" "$T/main.log"
+# The server really checks the MD5 that crestic sends (multipart and resumable).
+"$PY" - "$PORT_main" >"$T/md5check.out" 2>&1 <<'EOF'
+import base64, hashlib, http.client, json, sys
+port = int(sys.argv[1])
+auth = {"Authorization": "Bearer static-test-token"}
+def req(method, path, body=b"", headers={}):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request(method, path, body, dict(auth, **headers))
+    r = c.getresponse()
+    r.read()
+    return r.status, r.getheader("Location")
+def multipart(data, md5):
+    meta = json.dumps({"name": "md5-test/m", "md5Hash": md5}).encode()
+    body = (b"--b0\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n" + meta +
+            b"\r\n--b0\r\nContent-Type: application/octet-stream\r\n\r\n" + data + b"\r\n--b0--\r\n")
+    return req("POST", "/upload/storage/v1/b/crestic-bucket/o?uploadType=multipart", body,
+               {"Content-Type": "multipart/related; boundary=b0"})[0]
+def resumable(data, md5):
+    st, loc = req("POST", "/upload/storage/v1/b/crestic-bucket/o?uploadType=resumable",
+                  json.dumps({"name": "md5-test/r", "md5Hash": md5}).encode(), {"Content-Type": "application/json"})
+    path = loc.split("127.0.0.1:%d" % port, 1)[1]
+    return req("PUT", path, data, {"Content-Range": "bytes 0-%d/%d" % (len(data) - 1, len(data))})[0]
+data = b"some bytes"
+good = base64.b64encode(hashlib.md5(data).digest()).decode()
+wrong = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+got = [multipart(data, good), multipart(data, wrong), resumable(data, good), resumable(data, wrong)]
+print(got)
+sys.exit(got != [200, 400, 200, 400])
+EOF
+rc=$?
+expect_true "the server refuses uploads whose MD5 does not match (multipart and resumable)" test "$rc" = 0
+[ "$rc" = 0 ] || show "$T/md5check.out"
 expect_grep "$T/main.err" "^token issued to $EMAIL" "the server issued a token after checking the JWT"
 
 section "list paging"
