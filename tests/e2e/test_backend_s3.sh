@@ -248,6 +248,8 @@ expect_exit 0 swift_env cr --cacert "$SWIFT_CA" -r "$RS_REPO" restore latest --t
 manifest --no-atime "$T/r-rs$T/src" >"$T/m.r-rs"
 expect_same "$T/m.src" "$T/m.r-rs" "crestic restores restic's snapshot identically"
 expect_exit 0 swift_env cr --cacert "$SWIFT_CA" -r "$RS_REPO" check --read-data
+expect_exit 0 swift_env cr --cacert "$SWIFT_CA" -r "s3:$SWIFT_S/restic-bucket/crestic-prefix" init
+expect_grep "$OUT" "created restic repository" "init in an existing bucket (restic made it), beside restic's repository"
 
 # ---------------------------------------------------------------------------
 section "credentials and errors (Swift)"
