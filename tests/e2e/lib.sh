@@ -16,6 +16,7 @@
 #                                 (kept when CRESTIC_KEEP_TMP=1)
 #   cr ARGS... / rs ARGS...       run crestic / restic with a private cache dir
 #   copy_repo NAME                copy tests/fixtures/repos/NAME to $T, echo path
+#                                 (with cheap key files, see below)
 #   unpack_upstream NAME          unpack tests/fixtures/upstream/NAME.tar.gz,
 #                                 echo the repository path ($T/up/NAME/repo)
 #   upstream_repo_names           names of the upstream tarballs holding a repo
@@ -306,7 +307,23 @@ upstream_repo_names() {
     done
 }
 
-# copy_repo NAME [DEST] -> prints the path of a writable copy
+# The fixtures' key files have restic's default scrypt cost (N=32768, r=8,
+# p=8): about a CPU second in every program run.  A copy gets, for each key
+# file, the one of tests/fixtures/cheap-keys with the original's name when
+# there is one: the same master key, password and fields, scrypt N=128, r=1,
+# p=1 (tests/tools/cheap_key.py makes them), stored under its own hash.  So
+# key IDs differ from the fixture's.  REAL_KEYS=1 copy_repo ... keeps them.
+_cheapen_keys() { # REPO
+    local k cheap
+    for k in "$1"/keys/*; do
+        cheap=$FIXTURES/cheap-keys/$(basename "$k")
+        [ -f "$cheap" ] || continue
+        rm -f "$k"
+        cp "$cheap" "$1/keys/$(sha256sum "$cheap" | cut -c1-64)"
+    done
+}
+
+# copy_repo NAME [DEST] -> prints the path of a writable copy (cheap keys)
 copy_repo() {
     local dest=${2:-$T/repos/$1}
     mkdir -p "$(dirname "$dest")"
@@ -318,6 +335,7 @@ copy_repo() {
     # left in the source tree, they would make the copy "locked".
     rm -rf "$dest/locks"
     mkdir -p "$dest/locks" "$dest/snapshots" "$dest/index" "$dest/keys"
+    [ "${REAL_KEYS:-0}" = 1 ] || _cheapen_keys "$dest"
     echo "$dest"
 }
 

@@ -12,16 +12,20 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 need_restic
 
 export RESTIC_PASSWORD=test-password
+# The smallest pack size: many packs from little data, so that every kill
+# point comes long before the end of the backup.
+export RESTIC_PACK_SIZE=4
 REPO=$T/repo
 rs init -r "$REPO" -q >/dev/null 2>&1 || { fail "restic init"; finish; }
 
-# 100,000 small files (> 50,000 blobs in packs: the writer writes an index file
-# while the backup is still running) and some larger ones.
+# 20,000 small files (an index file every 4,000 blobs, below, makes the writer
+# write index files while the backup is still running) and some larger ones:
+# about 90 MiB, some 23 packs.
 "$PY" - "$T/src" <<'EOF'
 import os, random, sys
 rng = random.Random(11)
 root = sys.argv[1]
-for d in range(100):
+for d in range(20):
     p = os.path.join(root, "d%02d" % d)
     os.makedirs(p)
     for f in range(1000):
@@ -78,15 +82,15 @@ P0=$(count data)
 kill_when "packs stored" "[ \"\$(count data)\" -gt $((P0 + 3)) ]"
 
 section "SIGKILL after the first index file of the run"
-# An index file every 20,000 blobs (instead of 50,000): the first one then
+# An index file every 4,000 blobs (instead of 50,000): the first one then
 # comes long before the end, so the kill cannot lose the race to the
-# snapshot, and ~20,000 blobs are indexed for the next backup to reuse.
-export CRESTIC_INDEX_FLUSH_BLOBS=20000
+# snapshot, and ~4,000 blobs are indexed for the next backup to reuse.
+export CRESTIC_INDEX_FLUSH_BLOBS=4000
 I0=$(count_flat index)
 data_blob_count() { rs -r "$REPO" --no-lock list blobs | awk '$1 == "data" {print $2}' | sort -u | wc -l; }
 if kill_when "index written" "[ \"\$(count_flat index)\" -gt $I0 ]"; then
     BEFORE=$(data_blob_count)
-    expect_true "the killed run left indexed data blobs ($BEFORE)" test "$BEFORE" -ge 10000
+    expect_true "the killed run left indexed data blobs ($BEFORE)" test "$BEFORE" -ge 2000
     expect_exit 0 cr -r "$REPO" backup "$T/src" --json
     ADDED=$(summary_field "$OUT" data_blobs)
     AFTER=$(data_blob_count)
