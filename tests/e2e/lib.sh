@@ -17,8 +17,10 @@
 #   cr ARGS... / rs ARGS...       run crestic / restic with a private cache dir
 #   copy_repo NAME                copy tests/fixtures/repos/NAME to $T, echo path
 #                                 (with cheap key files, see below)
+#   cheapen_keys REPO PASSWORD... cheap key files for a repository made by init
 #   unpack_upstream NAME          unpack tests/fixtures/upstream/NAME.tar.gz,
 #                                 echo the repository path ($T/up/NAME/repo)
+#                                 (with cheap key files, as copy_repo)
 #   upstream_repo_names           names of the upstream tarballs holding a repo
 #   fixture_repo_names            names under tests/fixtures/repos
 #   run CMD...                    run, stdout -> $OUT, stderr -> $ERR, rc -> $RC
@@ -308,7 +310,8 @@ upstream_repo_names() {
 }
 
 # The fixtures' key files have restic's default scrypt cost (N=32768, r=8,
-# p=8): about a CPU second in every program run.  A copy gets, for each key
+# p=8; three of restic's upstream test repositories N=65536): up to a CPU
+# second in every program run.  A copy (copy_repo, unpack_upstream) gets, for each key
 # file, the one of tests/fixtures/cheap-keys with the original's name when
 # there is one: the same master key, password and fields, scrypt N=128, r=1,
 # p=1 (tests/tools/cheap_key.py makes them), stored under its own hash.  So
@@ -320,6 +323,20 @@ _cheapen_keys() { # REPO
         [ -f "$cheap" ] || continue
         rm -f "$k"
         cp "$cheap" "$1/keys/$(sha256sum "$cheap" | cut -c1-64)"
+    done
+}
+
+# cheapen_keys REPO PASSWORD...: every key file of REPO that opens with one
+# of the passwords is replaced by a cheap one (tests/tools/cheap_key.py), for
+# a repository made by init and then used by many program runs.  Costs about
+# one program run (the old key is opened once).
+cheapen_keys() {
+    local repo=$1 k
+    shift
+    for k in "$repo"/keys/*; do
+        "$PY" "$TOOLS/cheap_key.py" "$k" "$T/cheap-key.tmp" "$@" 2>/dev/null || continue
+        rm -f "$k"
+        mv "$T/cheap-key.tmp" "$repo/keys/$(sha256sum "$T/cheap-key.tmp" | cut -c1-64)"
     done
 }
 
@@ -345,7 +362,10 @@ unpack_upstream() {
     rm -rf "$d"; mkdir -p "$d"
     tar -xzf "$FIXTURES/upstream/$1.tar.gz" -C "$d" || return 1
     chmod -R u+w "$d"
-    if [ -f "$d/repo/config" ]; then echo "$d/repo"; else echo "$d"; fi
+    local r=$d
+    [ -f "$d/repo/config" ] && r=$d/repo
+    [ "${REAL_KEYS:-0}" = 1 ] || [ ! -d "$r/keys" ] || _cheapen_keys "$r"
+    echo "$r"
 }
 
 FIXTURE_PASSWORD=fixture-password

@@ -17,6 +17,7 @@ export RESTIC_PASSWORD=test-password
 export RESTIC_PACK_SIZE=4
 REPO=$T/repo
 rs init -r "$REPO" -q >/dev/null 2>&1 || { fail "restic init"; finish; }
+cheapen_keys "$REPO" "$RESTIC_PASSWORD"   # many program runs follow
 
 # 20,000 small files (an index file every 4,000 blobs, below, makes the writer
 # write index files while the backup is still running) and some larger ones:

@@ -16,6 +16,7 @@ need_restic
 export RESTIC_PASSWORD=test-password
 REPO=$T/repo
 rs init -r "$REPO" -q >/dev/null 2>&1 || { fail "restic init"; finish; }
+cheapen_keys "$REPO" "$RESTIC_PASSWORD"   # many program runs follow
 snapshot_count() { ls "$REPO/snapshots" | wc -l; }
 
 section "unreadable file and directory (run as nobody)"

@@ -54,6 +54,7 @@ for n in json.load(sys.stdin)["nodes"]:
 
 REPO=$T/repo
 rs init -r "$REPO" -q >/dev/null 2>&1 || { fail "restic init"; finish; }
+cheapen_keys "$REPO" "$RESTIC_PASSWORD"   # many program runs follow
 mkdir -p "$T/w"
 "$PY" "$GEN" "$T/w/src" --big-mb 12 || { fail "gen_tree.py"; finish; }
 cd "$T/w" || exit 1
