@@ -10,7 +10,8 @@ diff_pairs() { # repo password desc
     for a in $ids; do for b in $ids; do
         [ "$a" = "$b" ] && continue
         for flags in "" --metadata --json; do
-            RESTIC_PASSWORD=$pw rs -r "$repo" --no-lock diff $flags "$a" "$b" >"$T/rs.out" 2>&1
+            RESTIC_PASSWORD=$pw ref rs -r "$repo" --no-lock diff $flags "$a" "$b"
+            cat "$OUT" "$ERR" >"$T/rs.out"
             RESTIC_PASSWORD=$pw run "$CRESTIC" -r "$repo" --no-lock diff $flags "$a" "$b"
             cat "$OUT" "$ERR" >"$T/cr.out"
             expect_same "$T/rs.out" "$T/cr.out" "$desc: diff $flags $a $b"
