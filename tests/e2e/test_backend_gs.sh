@@ -52,7 +52,7 @@ start_gcs() {
         >"$T/$name.port" 2>"$T/$name.err" &
     bg_register $!
     local i
-    for i in $(seq 100); do [ -s "$T/$name.port" ] && break; sleep 0.05; done
+    for i in $(seq 200); do [ -s "$T/$name.port" ] && break; sleep 0.05; done  # 10 s: a loaded machine
     local port; port=$(head -n1 "$T/$name.port")
     wait_tcp "$port" 5 || { fail "gcsserver ($name) did not start"; cat "$T/$name.err"; finish; }
     printf -v "PORT_$name" %s "$port"
