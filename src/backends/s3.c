@@ -485,7 +485,9 @@ static int s3_status_error(const s3_backend *sb, const char *method, const char 
     if (!strcmp(code, "AuthorizationHeaderMalformed"))
         return cr_error(-EACCES, "%s %s: %ld %s: %s (is the region right? -o s3.region or AWS_DEFAULT_REGION; now %s)",
                         method, url, st, code, msg[0] ? msg : "malformed authorization", sb->region ? sb->region : "unset");
-    if (!sb->creds.access_key && refused && strcmp(code, "NoSuchBucket"))
+    /* anonymous: a refusal, or an answer that is no S3 error at all (Swift
+     * hands unsigned requests to its own API, which says "412 Bad URL") */
+    if (!sb->creds.access_key && refused && (!code[0] || !strcmp(code, "AccessDenied") || st == 401 || st == 403))
         return cr_error(-EACCES, "%s %s: %ld%s%s: %s", method, url, st, code[0] ? " " : "", code, credentials_hint(sb));
     if (is_credentials_code(code) || ((st == 401 || st == 403) && !code[0] && !strcmp(method, "HEAD")))
         return cr_error(-EACCES, "%s %s: %ld %s: %s", method, url, st, code[0] ? code : "Forbidden", credentials_hint(sb));
