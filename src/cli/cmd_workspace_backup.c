@@ -289,6 +289,19 @@ static void backup_argv(wb_run *w, cr_strv *args, cr_strv *owned, cr_strv *tags,
     cr_buf_free(&abs);
     for (size_t i = 0; i < tags->n; i++) cr_strv_push(args, tags->v[i]);
     for (size_t i = 0; i < excl->n; i++) cr_strv_push(args, excl->v[i]);
+    /* Our own data dir (by default ~/.local/share/coder, inside the home)
+     * is never backed up: a restore must not bring back an old config,
+     * lock or restore record. */
+    cr_buf ex = CR_BUF_INIT;
+    cr_buf_puts(&ex, "--exclude=");
+    for (const char *p = c->data_dir; *p; p++) {
+        if (strchr("*?[\\", *p)) cr_buf_putc(&ex, '\\');
+        cr_buf_putc(&ex, *p);
+    }
+    cr_buf_nul(&ex);
+    char *e = (char *)cr_buf_steal(&ex, NULL);
+    cr_strv_push(owned, e);
+    cr_strv_push(args, e);
 }
 
 static void write_stats(const cr_backup_hooks *h)
