@@ -233,7 +233,7 @@ tree_list "$W/home" >"$T/home.list"; tree_list "$T/full$W/home" >"$T/full.list"
 expect_same "$T/home.list" "$T/full.list" "the completing backup holds the whole workspace"
 
 section "backups of a workspace never overlap (local lock)"
-flock "$W/data/restic-backup.lock" sleep 4 &
+flock "$W/data/restic-backup.lock" sleep 2 &
 locker=$!
 bg_register $locker
 sleep 0.2
@@ -241,7 +241,20 @@ run backup --deadline 1
 expect_true "busy: exit 11 at the deadline" test "$RC" = 11
 expect_grep "$OUT" '^Waiting for another backup of this workspace to finish' "busy: waits first"
 expect_grep "$ERR" 'another backup of this workspace is still running' "busy: says why"
-kill $locker 2>/dev/null; wait $locker 2>/dev/null
+wait $locker 2>/dev/null    # (its child sleep holds the lock, not flock itself)
+# a stop backup with a deadline asks a running (interval) backup to wind down
+for i in $(seq 1 80); do head -c 1048576 /dev/urandom >"$W/home/large/f$i"; done
+export CRESTIC_TEST_READ_BPS=10000000
+"$BIN/restic-backup" --tag interval-backup >"$T/interval.out" 2>&1 &
+ipid=$!
+sleep 1
+start=$(date +%s%N)
+run backup --tag stop-backup --deadline 4
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+wait $ipid; irc=$?
+unset CRESTIC_TEST_READ_BPS
+expect_true "the running backup wound down with a partial snapshot (exit $irc)" test $irc = 3
+expect_true "the stop backup then ran within its deadline (exit $RC, ${ms} ms)" test "$ms" -lt 4000 -a \( "$RC" = 0 -o "$RC" = 3 \)
 
 # ===========================================================================
 section "module scripts: start, interval backups, stop (local repository)"
