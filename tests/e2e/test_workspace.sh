@@ -149,6 +149,13 @@ expect_true "workspace two untouched" test "$(snap_count workspace-id:id-two)" =
 RESTIC_HOST=host-e CRESTIC_STATS_FILE=$T/stats run backup
 expect_grep "$OUT" "^using parent snapshot " "new host name: parent is still the workspace's latest"
 expect_true "new host name: nothing read again" test "$(stat_of bytes_read)" = 0
+rm -f "$W/home/random.bin"
+conf "AUTO_PRUNE=true"
+run backup
+expect_grep "$OUT" '^Pruning unreferenced data...$' "AUTO_PRUNE: announced"
+expect_grep "$OUT" '^removing [0-9]+ old packs$' "AUTO_PRUNE: unused packs removed"
+expect_exit 0 "$CRESTIC" check
+conf
 
 # ===========================================================================
 section "restore failures: own exit code and message, never an empty restore"
