@@ -399,6 +399,9 @@ tls_cert() { # DIR
         -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
         -keyout "$1/key.pem" -out "$1/cert.pem" >/dev/null 2>&1
 }
+# Is $CRESTIC an ASan build?  (Its peak memory then includes ASan's
+# quarantine and shadow memory: memory measurements mean nothing.)
+is_sanitized() { grep -q __asan_init "$CRESTIC" 2>/dev/null; }
 need_server_tool() { # DESC CMD...
     local desc=$1; shift
     "$@" >/dev/null 2>&1 && return 0
