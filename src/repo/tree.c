@@ -254,7 +254,9 @@ const cr_node *cr_tree_find(const cr_tree *t, const char *name, size_t len)
 
 static int put_key(cr_buf *b, const char *key)
 {
-    return cr_buf_printf(b, ",\"%s\":", key);
+    CR_TRY(cr_buf_append(b, ",\"", 2));
+    CR_TRY(cr_buf_puts(b, key));
+    return cr_buf_append(b, "\":", 2);
 }
 
 static int put_time(cr_buf *b, const char *key, const cr_time *t)
@@ -347,7 +349,10 @@ int cr_node_encode(cr_buf *b, const cr_node *n)
     CR_TRY(put_time(b, "mtime", &n->mtime));
     CR_TRY(put_time(b, "atime", &n->atime));
     CR_TRY(put_time(b, "ctime", &n->ctime));
-    CR_TRY(cr_buf_printf(b, ",\"uid\":%u,\"gid\":%u", n->uid, n->gid));
+    CR_TRY(put_key(b, "uid"));
+    CR_TRY(cr_json_put_u64(b, n->uid));
+    CR_TRY(put_key(b, "gid"));
+    CR_TRY(cr_json_put_u64(b, n->gid));
     CR_TRY(put_str_omit(b, "user", n->user, n->user ? strlen(n->user) : 0));
     CR_TRY(put_str_omit(b, "group", n->group, n->group ? strlen(n->group) : 0));
     CR_TRY(put_u64_omit(b, "inode", n->inode));

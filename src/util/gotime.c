@@ -183,7 +183,11 @@ static int format_zone(cr_buf *b, int32_t offset)
         sign = '-';
         minutes = -minutes;
     }
-    return cr_buf_printf(b, "%c%02d:%02d", sign, (int)(minutes / 60), (int)(minutes % 60));
+    int hours = (int)(minutes / 60), mins = (int)(minutes % 60);
+    if (hours > 99) return cr_buf_printf(b, "%c%02d:%02d", sign, hours, mins);
+    char z[6] = {sign, (char)('0' + hours / 10), (char)('0' + hours % 10), ':', (char)('0' + mins / 10),
+                 (char)('0' + mins % 10)};
+    return cr_buf_append(b, z, sizeof z);
 }
 
 static int format_fraction(cr_buf *b, int32_t nsec)
@@ -204,8 +208,19 @@ int cr_time_format(cr_buf *b, const cr_time *t)
     wall_clock w;
     if (!wall_clock_of(t, &w) || w.date.year < 0 || w.date.year > 9999)
         return cr_error(CR_E_FORMAT, "time year outside of range [0,9999]");
-    CR_TRY(cr_buf_printf(b, "%04d-%02d-%02dT%02d:%02d:%02d", (int)w.date.year, w.date.month,
-                         w.date.day, w.hour, w.min, w.sec));
+    /* by hand, not printf: every node of every tree carries three times */
+    char d[19];
+    int year = (int)w.date.year;
+    d[0] = (char)('0' + year / 1000), d[1] = (char)('0' + year / 100 % 10);
+    d[2] = (char)('0' + year / 10 % 10), d[3] = (char)('0' + year % 10);
+    const int parts[5] = {w.date.month, w.date.day, w.hour, w.min, w.sec};
+    const char seps[5] = {'-', '-', 'T', ':', ':'};
+    for (int i = 0; i < 5; i++) {
+        d[4 + 3 * i] = seps[i];
+        d[5 + 3 * i] = (char)('0' + parts[i] / 10);
+        d[6 + 3 * i] = (char)('0' + parts[i] % 10);
+    }
+    CR_TRY(cr_buf_append(b, d, sizeof d));
     CR_TRY(format_fraction(b, t->nsec));
     return format_zone(b, t->offset);
 }
