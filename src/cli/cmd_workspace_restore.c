@@ -7,6 +7,9 @@
  *   10  no repository          11  repository locked
  *   12  wrong password         13  storage unreachable
  *   14  configured snapshot not found
+ *
+ * A configured SNAPSHOT_ID (cloning another workspace) is restored only
+ * while the workspace has no backup of its own.
  *   1   any other failure (also a restore that failed part way)
  *
  * Every failure leaves a marker file (restic-restore.failed in the data
@@ -153,6 +156,32 @@ static int restore_snapshot(const cr_ws_conf *c, cr_repo *r, const cr_snapshot *
     return CR_EXIT_OK;
 }
 
+/* Which snapshot: --snapshot; else SNAPSHOT_ID (a clone's source) until
+ * the workspace has backups of its own (restoring it at every start would
+ * throw those away); else the workspace's latest.  *found false: none yet.
+ * An exit code. */
+static int choose_snapshot(const cr_ws_conf *c, const wr_args *a, cr_repo *r, cr_snapshot *sn, bool *found)
+{
+    const char *snap = a->snapshot ? a->snapshot : c->snapshot_id && *c->snapshot_id ? c->snapshot_id : NULL;
+    int e;
+    if (!a->snapshot) {
+        if ((e = latest_of_workspace(r, c->workspace_id, sn, found)) < 0)
+            return fail(c, cr_ws_exit_code(e), "listing snapshots failed");
+        if (*found) {
+            char sid[9];
+            cr_id_short(&sn->id, sid);
+            if (snap) printf("This workspace has backups of its own: restoring its latest, not %s\n", snap);
+            printf("Found snapshot: %s\n", sid);
+            return 0;
+        }
+        if (!snap) return 0;
+    }
+    if ((e = cr_repo_find_snapshot(r, snap, NULL, sn)) < 0)
+        return fail(c, cr_ws_exit_code(e), e == CR_E_NOTFOUND ? "snapshot not found" : "listing snapshots failed");
+    *found = true;
+    return 0;
+}
+
 static int find_and_restore(cr_global *g, const cr_ws_conf *c, const wr_args *a)
 {
     const char *snap = a->snapshot ? a->snapshot : c->snapshot_id && *c->snapshot_id ? c->snapshot_id : NULL;
@@ -172,18 +201,13 @@ static int find_and_restore(cr_global *g, const cr_ws_conf *c, const wr_args *a)
     bool found = false;
     int e = g->no_lock ? 0 : cr_lock_acquire(r, false, 0, &lock);
     if (e < 0) rc = fail(c, cr_ws_exit_code(e), "the repository is locked");
-    else if (snap && (e = cr_repo_find_snapshot(r, snap, NULL, &sn)) < 0)
-        rc = fail(c, cr_ws_exit_code(e), e == CR_E_NOTFOUND ? "snapshot not found" : "listing snapshots failed");
-    else if (!snap && (e = latest_of_workspace(r, c->workspace_id, &sn, &found)) < 0)
-        rc = fail(c, cr_ws_exit_code(e), "listing snapshots failed");
-    if (rc == 0 && snap) found = true;
+    else rc = choose_snapshot(c, a, r, &sn, &found);
     if (rc == 0 && !found) {
         printf("No previous backup found\nStarting with fresh workspace\n");
         clear_marker(c);
     } else if (rc == 0) {
         char sid[9];
         cr_id_short(&sn.id, sid);
-        if (!snap) printf("Found snapshot: %s\n", sid);
         printf("Restoring to %s...\n", target);
         fflush(stdout);
         if (a->dry_run) printf("Dry run: snapshot %s would be restored to %s\n", sid, target);

@@ -136,6 +136,13 @@ conf
 make_files "$W/home"
 run backup
 expect_true "second workspace backs up its own home" test "$RC" = 0 -a "$(snap_count workspace-id:id-two)" = 1
+conf "SNAPSHOT_ID=${first_id:0:8}" "RESTORE_TARGET=$T/two/again"
+run restore
+expect_grep "$OUT" "^This workspace has backups of its own: restoring its latest, not ${first_id:0:8}$" \
+    "a clone's next start restores its own latest, not the source again"
+tree_list "$T/two/again$W/home" >"$T/again.list"; tree_list "$W/home" >"$T/two.list"
+expect_same "$T/two.list" "$T/again.list" "the clone's own backup restored"
+conf
 
 section "retention per workspace, whatever the host name"
 ws one
