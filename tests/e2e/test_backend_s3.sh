@@ -26,103 +26,15 @@ swift_env() { AWS_ACCESS_KEY_ID=$SWIFT_KEY AWS_SECRET_ACCESS_KEY=$SWIFT_SECRET "
 s3rver_env() { AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER "$@"; }
 T0=$(date +%s)
 
-# start_swift DIR: launch Swift + s3api on free loopback ports (a TLS proxy on
-# SWIFT_TLS_PORT, a plain one on SWIFT_HTTP_PORT) without waiting for it
-start_swift() {
-    local D=$1 p
-    mkdir -p "$D/etc" "$D/srv/d1" "$D/run"
-    tls_cert "$D/tls"
-    local AP CP OP MP
-    AP=$(free_port); CP=$(free_port); OP=$(free_port); MP=$(free_port)
-    SWIFT_TLS_PORT=$(free_port); SWIFT_HTTP_PORT=$(free_port)
-    cat >"$D/etc/swift.conf" <<CONF
-[swift-hash]
-swift_hash_path_prefix = crestic-test
-swift_hash_path_suffix = crestic-test
-[storage-policy:0]
-name = Policy-0
-default = yes
-CONF
-    "$PY" - "$D/etc" "$AP" "$CP" "$OP" <<'PYEOF' || return 1
-import sys
-from swift.common.ring import RingBuilder
-etc = sys.argv[1]
-for name, port in (("account", sys.argv[2]), ("container", sys.argv[3]), ("object", sys.argv[4])):
-    b = RingBuilder(6, 1, 1)
-    b.add_dev({"id": 0, "region": 1, "zone": 1, "ip": "127.0.0.1", "port": int(port), "device": "d1", "weight": 100})
-    b.rebalance()
-    b.get_ring().save("%s/%s.ring.gz" % (etc, name))
-PYEOF
-    local common="bind_ip = 127.0.0.1
-workers = 1
-user = root
-swift_dir = $D/etc
-devices = $D/srv
-mount_check = false
-log_facility = LOG_LOCAL0
-log_level = WARNING"
-    for kind in account container object; do
-        case $kind in account) p=$AP ;; container) p=$CP ;; object) p=$OP ;; esac
-        printf '[DEFAULT]\nbind_port = %s\n%s\n[pipeline:main]\npipeline = %s-server\n[app:%s-server]\nuse = egg:swift#%s\n' \
-            "$p" "$common" "$kind" "$kind" "$kind" >"$D/etc/$kind-server.conf"
-    done
-    local filters="[pipeline:main]
-pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats s3api tempauth copy slo dlo proxy-logging proxy-server
-[app:proxy-server]
-use = egg:swift#proxy
-account_autocreate = true
-[filter:tempauth]
-use = egg:swift#tempauth
-user_test_tester = testing .admin
-user_test2_tester2 = testing2 .admin
-[filter:s3api]
-use = egg:swift#s3api
-location = us-east-1
-[filter:cache]
-use = egg:swift#memcache
-memcache_servers = 127.0.0.1:$MP
-[filter:catch_errors]
-use = egg:swift#catch_errors
-[filter:gatekeeper]
-use = egg:swift#gatekeeper
-[filter:healthcheck]
-use = egg:swift#healthcheck
-[filter:proxy-logging]
-use = egg:swift#proxy_logging
-[filter:listing_formats]
-use = egg:swift#listing_formats
-[filter:copy]
-use = egg:swift#copy
-[filter:slo]
-use = egg:swift#slo
-[filter:dlo]
-use = egg:swift#dlo"
-    printf '[DEFAULT]\nbind_port = %s\ncert_file = %s\nkey_file = %s\n%s\n%s\n' "$SWIFT_TLS_PORT" "$D/tls/cert.pem" "$D/tls/key.pem" \
-        "$common" "$filters" >"$D/etc/proxy-tls.conf"
-    # The plain proxy serves another region, which clients must discover
-    # (GetBucketLocation) or be told.
-    printf '[DEFAULT]\nbind_port = %s\n%s\n%s\n' "$SWIFT_HTTP_PORT" "$common" "${filters/location = us-east-1/location = eu-central-1}" \
-        >"$D/etc/proxy-http.conf"
-    for kind in account container object; do
-        "swift-$kind-server" "$D/etc/$kind-server.conf" >"$D/run/$kind.log" 2>&1 &
-        bg_register $!
-    done
-    swift-proxy-server "$D/etc/proxy-tls.conf" >"$D/run/proxy-tls.log" 2>&1 &
-    bg_register $!
-    swift-proxy-server "$D/etc/proxy-http.conf" >"$D/run/proxy-http.log" 2>&1 &
-    bg_register $!
+# Swift + s3api (tests/servers/swift.sh, shared with bench/compare): a TLS
+# proxy on SWIFT_TLS_PORT, a plain one on SWIFT_HTTP_PORT, free loopback ports
+source "$TESTS_DIR/servers/swift.sh"
+start_swift() { # DIR: launch without waiting
+    local pid
+    swift_start "$1" || return 1
+    for pid in "${SWIFT_PIDS[@]}"; do bg_register "$pid"; done
 }
-# wait_swift: until both proxies answer their health check (90 s at most:
-# Swift needs ~7 s of CPU to start, which takes long on a busy machine)
-wait_swift() {
-    local i
-    for i in $(seq 900); do
-        curl -sf -o /dev/null "http://127.0.0.1:$SWIFT_HTTP_PORT/healthcheck" &&
-            curl -sf -o /dev/null --cacert "$T/swift/tls/cert.pem" "https://127.0.0.1:$SWIFT_TLS_PORT/healthcheck" && return 0
-        sleep 0.1
-    done
-    return 1
-}
+wait_swift() { swift_wait "$T/swift" 90; }
 
 # s3rver: its continuation tokens use DES, which Node 18+'s OpenSSL 3 only
 # offers through the legacy provider (without it every paged listing is a 500).
