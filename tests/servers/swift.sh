@@ -21,12 +21,19 @@
 # Over plain http restic 0.14 sends aws-chunked bodies, which Swift refuses
 # (501): restic must use the https proxy.
 
+# Swift's modules are Debian's: the system python, not one found first on PATH
+_swift_py() {
+    if [ -n "${PY:-}" ]; then "$PY" "$@"
+    elif [ -x /usr/bin/python3 ]; then /usr/bin/python3 "$@"
+    else python3 "$@"; fi
+}
+
 _swift_free_port() {
-    "${PY:-python3}" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    _swift_py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 _swift_rings() { # ETC ACCOUNT_PORT CONTAINER_PORT OBJECT_PORT
-    "${PY:-python3}" - "$@" <<'PYEOF'
+    _swift_py - "$@" <<'PYEOF'
 import sys
 from swift.common.ring import RingBuilder
 etc = sys.argv[1]
