@@ -1,6 +1,7 @@
 /* Opening a repository and reading its files (spec §5–§8). */
 #include "repo/repo.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +9,7 @@
 #include "repo/compress.h"
 #include "repo/index.h"
 #include "repo/pack.h"
+#include "repo/treecache.h"
 #include "util/cleanup.h"
 #include "util/error.h"
 #include "util/json.h"
@@ -274,6 +276,7 @@ void cr_repo_close(cr_repo *r)
 {
     if (!r) return;
     cr_key_wipe(&r->master);
+    cr_treecache_free(r->trees);
     cr_index_free(r->index);
     cr_backend_close(r->be);
     free(r);
@@ -309,6 +312,21 @@ int cr_repo_load_index(cr_repo *r)
     return 0;
 }
 
+/* The repository's tree cache, made on first use (by whichever thread). */
+static int tree_cache(cr_repo *r, cr_treecache **out)
+{
+    static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
+    int e = 0;
+    pthread_mutex_lock(&once);
+    if (!r->trees_tried) {
+        e = cr_treecache_new(r, &r->trees);
+        r->trees_tried = e == 0;
+    }
+    *out = r->trees;
+    pthread_mutex_unlock(&once);
+    return e;
+}
+
 int cr_repo_load_blob(cr_repo *r, cr_blob_type t, const cr_id *id, cr_buf *out)
 {
     CR_TRY(cr_repo_load_index(r));
@@ -317,6 +335,12 @@ int cr_repo_load_blob(cr_repo *r, cr_blob_type t, const cr_id *id, cr_buf *out)
     char hex[CR_ID_HEX + 1];
     cr_id_to_hex(id, hex);
     if (!count) return cr_error(CR_E_NOTFOUND, "%s blob %s not found in index", cr_blob_type_name(t), hex);
+    if (t == CR_BLOB_TREE) {
+        cr_treecache *trees;
+        CR_TRY(tree_cache(r, &trees));
+        int served = trees ? cr_treecache_load(trees, r, id, &e[0], out) : 0;
+        if (served) return served < 0 ? served : 0;
+    }
     _cleanup_buf_ cr_buf raw = CR_BUF_INIT;
     int err = 0;
     /* Any copy that loads and verifies will do (spec §8.4). */

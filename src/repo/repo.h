@@ -12,6 +12,7 @@
 #include "util/id.h"
 
 typedef struct cr_index cr_index;
+typedef struct cr_treecache cr_treecache;
 
 typedef struct {
     unsigned version;    /* 1 or 2 */
@@ -25,6 +26,8 @@ typedef struct {
     cr_config cfg;
     cr_id key_id;        /* key file that opened the repository */
     cr_index *index;     /* NULL until cr_repo_load_index() */
+    cr_treecache *trees; /* tree prefetch (remote backends), made on first use */
+    bool trees_tried;
 } cr_repo;
 
 typedef enum { CR_BLOB_DATA = 0, CR_BLOB_TREE = 1 } cr_blob_type;
