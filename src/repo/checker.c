@@ -2,8 +2,10 @@
  * users (and scripts) recognise them. */
 #include "repo/checker.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +30,18 @@ typedef struct {
     bool tree_header_done; /* "error for tree X:" printed for the current tree */
 } checker;
 
+/* While a pack is read by a worker thread, its messages are captured here
+ * ("<level byte><text>\0" each) and replayed in pack order by the main
+ * thread, so the output does not depend on which thread finished first. */
+static __thread cr_buf *captured;
+
+static void emit(checker *c, cr_check_level level, const char *msg)
+{
+    if (level == CR_CHECK_ERROR) c->res->errors++;
+    if (level == CR_CHECK_HINT) c->res->hints++;
+    if (c->opts->report) c->opts->report(c->opts->ud, level, msg);
+}
+
 static void say(checker *c, cr_check_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void say(checker *c, cr_check_level level, const char *fmt, ...)
 {
@@ -36,9 +50,21 @@ static void say(checker *c, cr_check_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (level == CR_CHECK_ERROR) c->res->errors++;
-    if (level == CR_CHECK_HINT) c->res->hints++;
-    if (c->opts->report) c->opts->report(c->opts->ud, level, msg);
+    if (!captured) {
+        emit(c, level, msg);
+        return;
+    }
+    /* out of memory here only loses a message; the pack's result stands */
+    if (cr_buf_putc(captured, (char)level) < 0 || cr_buf_append(captured, msg, strlen(msg) + 1) < 0) return;
+}
+
+static void replay(checker *c, const cr_buf *b)
+{
+    for (size_t i = 0; i + 1 < b->len;) {
+        const char *msg = (const char *)b->data + i + 1;
+        emit(c, (cr_check_level)b->data[i], msg);
+        i += 2 + strlen(msg);
+    }
 }
 
 /* ---- phase 1: index files --------------------------------------------- */
@@ -389,7 +415,7 @@ static int read_pack(checker *c, uint32_t pos, cr_buf *data, cr_buf *plain)
         say(c, CR_CHECK_ERROR, "pack %s failed to download: %s", hex, cr_error_message());
         return 0;
     }
-    c->res->packs_read++;
+    __atomic_fetch_add(&c->res->packs_read, 1, __ATOMIC_RELAXED);
     cr_id got;
     cr_sha256(data->data, data->len, got.b);
     if (!cr_id_eq(&got, pack)) {
@@ -447,6 +473,96 @@ static bool pack_selected(checker *c, uint32_t pos, uint64_t *budget)
     }
 }
 
+/* Packs are read by a few threads (as many as the backend wants
+ * connections, at least one per CPU, at most 8); results are reported in
+ * the order of p->sel. */
+typedef struct {
+    checker *c;
+    uint32_t *sel;
+    size_t nsel, next;
+    cr_buf *said;  /* per selected pack: captured messages */
+    int *rc;
+    uint8_t *done;
+    bool stop;
+    pthread_mutex_t m;
+    pthread_cond_t cv;
+} reader_pool;
+
+static void *pack_reader(void *arg)
+{
+    reader_pool *p = arg;
+    cr_buf data = CR_BUF_INIT, plain = CR_BUF_INIT;
+    for (;;) {
+        pthread_mutex_lock(&p->m);
+        size_t i = p->next;
+        bool quit = p->stop || i >= p->nsel;
+        if (!quit) p->next++;
+        pthread_mutex_unlock(&p->m);
+        if (quit) break;
+        captured = &p->said[i];
+        int r = read_pack(p->c, p->sel[i], &data, &plain);
+        captured = NULL;
+        pthread_mutex_lock(&p->m);
+        p->rc[i] = r;
+        p->done[i] = 1;
+        if (r < 0) p->stop = true;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->m);
+    }
+    cr_buf_free(&data);
+    cr_buf_free(&plain);
+    return NULL;
+}
+
+static unsigned reader_count(const checker *c, size_t nsel)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = c->repo->be->connections;
+    if (cpus > 0 && n < (unsigned)cpus) n = (unsigned)cpus;
+    if (n > 8) n = 8;
+    if (n > nsel) n = (unsigned)nsel;
+    return n ? n : 1;
+}
+
+static int read_selected(reader_pool *p)
+{
+    if (!p->nsel) return 0;
+    p->said = calloc(p->nsel, sizeof *p->said);
+    p->rc = calloc(p->nsel, sizeof *p->rc);
+    p->done = calloc(p->nsel, 1);
+    pthread_t tids[8];
+    unsigned n = reader_count(p->c, p->nsel), started = 0;
+    int e = p->said && p->rc && p->done ? 0 : cr_error(-ENOMEM, "out of memory");
+    pthread_mutex_init(&p->m, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    for (; e == 0 && started < n; started++)
+        if (pthread_create(&tids[started], NULL, pack_reader, p)) {
+            if (!started) e = cr_error(-EAGAIN, "cannot start a thread");
+            break;
+        }
+    for (size_t i = 0; e == 0 && i < p->nsel; i++) {
+        pthread_mutex_lock(&p->m);
+        while (!p->done[i] && !(p->stop && i >= p->next)) pthread_cond_wait(&p->cv, &p->m);
+        bool done = p->done[i];
+        pthread_mutex_unlock(&p->m);
+        if (!done) break;
+        replay(p->c, &p->said[i]);
+        cr_buf_free(&p->said[i]);
+        if (p->rc[i] < 0) e = p->rc[i];
+    }
+    pthread_mutex_lock(&p->m);
+    p->stop = true;
+    pthread_mutex_unlock(&p->m);
+    for (unsigned k = 0; k < started; k++) pthread_join(tids[k], NULL);
+    for (size_t i = 0; p->said && i < p->nsel; i++) cr_buf_free(&p->said[i]);
+    pthread_mutex_destroy(&p->m);
+    pthread_cond_destroy(&p->cv);
+    free(p->said);
+    free(p->rc);
+    free(p->done);
+    return e;
+}
+
 static int read_data(checker *c)
 {
     const cr_index *idx = c->repo->index;
@@ -456,7 +572,6 @@ static int read_data(checker *c)
     else if (c->opts->read == CR_READ_PERCENT) say(c, CR_CHECK_PROGRESS, "read %g%% of data packs", c->opts->percent);
     else if (c->opts->read == CR_READ_BYTES) say(c, CR_CHECK_PROGRESS, "read %llu bytes of data packs", (unsigned long long)c->opts->bytes);
     else say(c, CR_CHECK_PROGRESS, "read all data");
-    _cleanup_buf_ cr_buf data = CR_BUF_INIT, plain = CR_BUF_INIT;
     uint64_t budget = c->opts->bytes;
     /* Random selection for the size budget: start at a random pack. */
     uint32_t start = 0;
@@ -464,12 +579,16 @@ static int read_data(checker *c)
         cr_random(&start, sizeof start);
         start %= (uint32_t)idx->npacks;
     }
+    reader_pool p = {.c = c};
+    p.sel = malloc((idx->npacks ? idx->npacks : 1) * sizeof *p.sel);
+    if (!p.sel) return cr_error(-ENOMEM, "out of memory");
     for (size_t i = 0; i < idx->npacks; i++) {
         uint32_t pos = (uint32_t)((start + i) % idx->npacks);
-        if (!pack_selected(c, pos, &budget)) continue;
-        CR_TRY(read_pack(c, pos, &data, &plain));
+        if (pack_selected(c, pos, &budget)) p.sel[p.nsel++] = pos;
     }
-    return 0;
+    int e = read_selected(&p);
+    free(p.sel);
+    return e;
 }
 
 int cr_check(cr_repo *r, const cr_check_opts *opts, cr_check_result *result)
