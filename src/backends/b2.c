@@ -301,27 +301,6 @@ static int b2_stat(cr_backend *be, cr_filetype t, const char *name, uint64_t *si
 
 /* ---- load ------------------------------------------------------------------------- */
 
-/* 206 carries the range; 200 is the whole object (a server may ignore Range). */
-static int take_range(const cr_http_req *req, cr_http_resp *resp, cr_buf *out)
-{
-    size_t skip = 0;
-    if (resp->status == 200 && req->range) {
-        if (req->range_off > resp->body.len)
-            return cr_error(-EIO, "GET %s: offset %llu beyond the end of the object (%zu bytes)", req->url,
-                            (unsigned long long)req->range_off, resp->body.len);
-        skip = (size_t)req->range_off;
-    }
-    size_t avail = resp->body.len - skip;
-    size_t want = req->range_len ? (size_t)req->range_len : avail;
-    if (avail < want)
-        return cr_error(-EIO, "GET %s: short read: wanted %zu bytes at offset %llu, got %zu", req->url, want,
-                        (unsigned long long)req->range_off, avail);
-    if (resp->status == 206 && avail != want)
-        return cr_error(-EIO, "GET %s: server sent %zu bytes for a %zu byte range", req->url, avail, want);
-    cr_buf_reset(out);
-    return cr_buf_append(out, resp->body.data + skip, want);
-}
-
 static int download_url(b2_backend *b, const auth_view *v, const char *full, char **out)
 {
     _cleanup_buf_ cr_buf bucket = CR_BUF_INIT, name = CR_BUF_INIT;
@@ -354,7 +333,7 @@ static int b2_load(cr_backend *be, cr_filetype t, const char *name, uint64_t off
         }
         if (resp.status == 416)
             return cr_error(-EIO, "GET %s: offset %llu is beyond the end of the object", url, (unsigned long long)off);
-        if (resp.status == 200 || (resp.status == 206 && req.range)) return take_range(&req, &resp, out);
+        if (resp.status == 200 || (resp.status == 206 && req.range)) return cr_http_take_range(&req, &resp, out);
         return b2_status_error(url, &resp);
     }
 }

@@ -231,33 +231,6 @@ static int gs_stat(cr_backend *b, cr_filetype t, const char *name, uint64_t *siz
     return 0;
 }
 
-/* 206 carries the range; 200 is the whole object (when no Range was sent). */
-static int take_range(const cr_http_req *req, cr_http_resp *resp, cr_buf *out)
-{
-    size_t skip = 0;
-    if (resp->status == 200 && req->range) {
-        if (req->range_off > resp->body.len)
-            return cr_error(-EIO, "GET %s: offset %llu beyond the end of the object (%zu bytes)", req->url,
-                            (unsigned long long)req->range_off, resp->body.len);
-        skip = (size_t)req->range_off;
-    }
-    size_t avail = resp->body.len - skip;
-    size_t want = req->range_len ? (size_t)req->range_len : avail;
-    if (avail < want)
-        return cr_error(-EIO, "GET %s: short read: wanted %zu bytes at offset %llu, got %zu", req->url, want,
-                        (unsigned long long)req->range_off, avail);
-    if (resp->status == 206 && avail != want)
-        return cr_error(-EIO, "GET %s: server sent %zu bytes for a %zu byte range", req->url, avail, want);
-    if (skip == 0 && want == resp->body.len) {
-        cr_buf tmp = *out;
-        *out = resp->body;
-        resp->body = tmp;
-        return 0;
-    }
-    cr_buf_reset(out);
-    return cr_buf_append(out, resp->body.data + skip, want);
-}
-
 static int gs_load(cr_backend *b, cr_filetype t, const char *name, uint64_t off, uint64_t len, cr_buf *out)
 {
     gs_backend *gb = as_gs(b);
@@ -273,7 +246,7 @@ static int gs_load(cr_backend *b, cr_filetype t, const char *name, uint64_t off,
         return cr_error(-EIO, "GET %s: range %llu+%llu is beyond the end of the object", req.url,
                         (unsigned long long)off, (unsigned long long)len);
     if (resp.status != 200 && !(resp.status == 206 && req.range)) return gs_status_error(&req, &resp);
-    return take_range(&req, &resp, out);
+    return cr_http_take_range(&req, &resp, out);
 }
 
 static int gs_remove(cr_backend *b, cr_filetype t, const char *name)

@@ -644,3 +644,29 @@ int cr_http_redact_url(const char *url, cr_buf *out)
     }
     return cr_buf_nul(out);
 }
+
+int cr_http_take_range(const cr_http_req *req, cr_http_resp *resp, cr_buf *out)
+{
+    size_t skip = 0;
+    if (resp->status == 200 && req->range) {
+        if (req->range_off > resp->body.len)
+            return cr_error(-EIO, "GET %s: offset %llu beyond the end of the object (%zu bytes)", req->url,
+                            (unsigned long long)req->range_off, resp->body.len);
+        skip = (size_t)req->range_off;
+    }
+    size_t avail = resp->body.len - skip;
+    size_t want = req->range_len ? (size_t)req->range_len : avail;
+    if (avail < want)
+        return cr_error(-EIO, "GET %s: short read: wanted %zu bytes at offset %llu, got %zu", req->url, want,
+                        (unsigned long long)req->range_off, avail);
+    if (resp->status == 206 && avail != want)
+        return cr_error(-EIO, "GET %s: server sent %zu bytes for a %zu byte range", req->url, avail, want);
+    if (skip == 0 && want == resp->body.len) { /* the common case: hand the memory over */
+        cr_buf tmp = *out;
+        *out = resp->body;
+        resp->body = tmp;
+        return 0;
+    }
+    cr_buf_reset(out);
+    return cr_buf_append(out, resp->body.data + skip, want);
+}

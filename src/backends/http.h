@@ -104,6 +104,12 @@ typedef struct {
  * TLS, timeout) or when retries ran out. */
 int cr_http_request(cr_http *h, const cr_http_req *req, cr_http_resp *resp);
 void cr_http_resp_free(cr_http_resp *resp);
+
+/* The bytes a ranged GET asked for, into out: a 206 carries the range, a 200
+ * the whole object (a server may ignore Range), from which the range is cut.
+ * A short answer, or a 206 of the wrong length, is -EIO naming req->url.
+ * When the answer is exactly the range, its memory is handed over. */
+int cr_http_take_range(const cr_http_req *req, cr_http_resp *resp, cr_buf *out);
 /* The value of the answer's header `name` (case-insensitive; the last one
  * wins), without surrounding blanks, into out[n]; false when absent or
  * longer than n-1 bytes. */
