@@ -81,13 +81,7 @@ access_tier() {
     curl -s -I "$ENDPOINT/$1/$2?$READ_SAS" | tr -d '\r' | sed -n 's/^x-ms-access-tier: //Ip'
 }
 
-mkdir -p "$T/src/sub/deeper" "$T/src/empty-dir"
-printf 'hello\n' >"$T/src/hello.txt"
-: >"$T/src/empty"
-head -c 3145728 /dev/urandom >"$T/src/sub/random.bin"
-seq 1 20000 >"$T/src/sub/deeper/numbers.txt"
-ln -s ../hello.txt "$T/src/sub/link"
-manifest --no-atime "$T/src" >"$T/m.src"
+small_source_tree
 
 # ---------------------------------------------------------------------------
 section "crestic on azure: (account $ACCOUNT, -o azure.endpoint)"

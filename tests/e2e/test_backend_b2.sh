@@ -61,13 +61,7 @@ for f in glob.glob(sys.argv[1] + "/files/*.json"):
 for n, (_, a) in new.items(): print(a, n)' "$T/$1-data" | sort
 }
 
-mkdir -p "$T/src/sub/deeper" "$T/src/empty-dir"
-printf 'hello\n' >"$T/src/hello.txt"
-: >"$T/src/empty"
-head -c 3145728 /dev/urandom >"$T/src/sub/random.bin"
-seq 1 20000 >"$T/src/sub/deeper/numbers.txt"
-ln -s ../hello.txt "$T/src/sub/link"
-manifest --no-atime "$T/src" >"$T/m.src"
+small_source_tree
 
 start_b2 main --min-part-size 100000 --app-key "app-key-1:AppSecret-1:crestic-bucket" \
     --app-key "nodel-key:NoDel-Secret-1:crestic-bucket:nodelete"

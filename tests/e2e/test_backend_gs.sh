@@ -60,13 +60,7 @@ start_gcs() {
 }
 
 # A small tree: nested folders, an empty file, a 3 MiB random file, a symlink.
-mkdir -p "$T/src/sub/deeper" "$T/src/empty-dir"
-printf 'hello\n' >"$T/src/hello.txt"
-: >"$T/src/empty"
-head -c 3145728 /dev/urandom >"$T/src/sub/random.bin"
-seq 1 20000 >"$T/src/sub/deeper/numbers.txt"
-ln -s ../hello.txt "$T/src/sub/link"
-manifest --no-atime "$T/src" >"$T/m.src"
+small_source_tree
 
 count() { grep -c -- "$2" "$1" 2>/dev/null || true; }
 snapshot_count() { "$PY" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$1" 2>/dev/null; }

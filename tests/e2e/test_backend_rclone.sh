@@ -35,13 +35,7 @@ timed() {
     SECS=$(( (t1 - t0) / 1000000000 ))
 }
 
-mkdir -p "$T/src/sub/deeper" "$T/src/empty-dir"
-printf 'hello\n' >"$T/src/hello.txt"
-: >"$T/src/empty"
-head -c 3145728 /dev/urandom >"$T/src/sub/random.bin"
-seq 1 20000 >"$T/src/sub/deeper/numbers.txt"
-ln -s ../hello.txt "$T/src/sub/link"
-manifest --no-atime "$T/src" >"$T/m.src"
+small_source_tree
 
 # ---------------------------------------------------------------------------
 section "crestic on rclone:"

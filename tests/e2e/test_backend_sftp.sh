@@ -69,13 +69,7 @@ c() { cr -o sftp.command="$CMD" "$@"; }
 r() { rs -o sftp.command="$CMD" "$@"; }
 
 # A small tree: nested folders, an empty file, a 3 MiB random file, a symlink.
-mkdir -p "$T/src/sub/deeper" "$T/src/empty-dir"
-printf 'hello\n' >"$T/src/hello.txt"
-: >"$T/src/empty"
-head -c 3145728 /dev/urandom >"$T/src/sub/random.bin"
-seq 1 20000 >"$T/src/sub/deeper/numbers.txt"
-ln -s ../hello.txt "$T/src/sub/link"
-manifest --no-atime "$T/src" >"$T/m.src"
+small_source_tree
 
 # ---------------------------------------------------------------------------
 section "crestic on sftp: (sftp.command)"
