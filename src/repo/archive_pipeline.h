@@ -121,7 +121,6 @@ struct cr_archiver {
     pthread_mutex_t seal_mu;
     pthread_cond_t seal_cv;
     unsigned seal_free;
-    pthread_mutex_t small_seal_mu; /* small files: one sealer at a time */
     pthread_mutex_t tree_seal_mu;  /* trees: one sealer at a time */
 
     const char *current[ARCH_MAX_READERS]; /* snapshot paths being read (cb_mu) */
@@ -149,7 +148,7 @@ void arch_defer_file(cr_archiver *a, arch_dir *d, size_t idx, const char *snpath
 
 /* archive_file.c */
 /* Store a blob unless known (see there for the locking). */
-int arch_save_blob(cr_archiver *a, cr_blob_type t, const void *data, size_t n, bool small, cr_id *id, bool *added);
+int arch_save_blob(cr_archiver *a, cr_blob_type t, const void *data, size_t n, cr_id *id, bool *added);
 int arch_pipeline_start(cr_archiver *a);
 /* Queue a file; blocks while the queue is full. */
 void arch_file_submit(cr_archiver *a, arch_file *f);

@@ -177,7 +177,7 @@ static int save_dir_tree(cr_archiver *a, arch_dir *d, cr_id *id, cr_item_stats *
     cr_buf json = CR_BUF_INIT;
     int r = cr_tree_encode(&json, nodes, n);
     bool added = false;
-    if (r == 0) r = arch_save_blob(a, CR_BLOB_TREE, json.data, json.len, false, id, &added);
+    if (r == 0) r = arch_save_blob(a, CR_BLOB_TREE, json.data, json.len, id, &added);
     if (r == 0 && added) {
         st->tree_blobs++;
         st->tree_size += json.len;
