@@ -93,6 +93,10 @@ struct cr_lock {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stopping;
+    bool exclusive;
+    bool unconfirmed;  /* the second look is still to come (refresher) */
+    int confirmed;     /* its outcome: 0 or CR_E_LOCKED */
+    char conflict[512]; /* the message that goes with CR_E_LOCKED */
 };
 
 /* Every lock this process holds, so a signal can remove them all. */
@@ -198,15 +202,43 @@ static void remove_lock_file(cr_repo *r, const cr_id *id)
     cr_be_remove(r->be, CR_FILE_LOCK, hex);
 }
 
+static struct timespec deadline_after(long seconds, long ns)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += seconds;
+    t.tv_nsec += ns;
+    if (t.tv_nsec >= 1000000000L) t.tv_sec++, t.tv_nsec -= 1000000000L;
+    return t;
+}
+
+/* The deferred second look (lock.h), run by the refresher under l->mu:
+ * skipped when the lock is released first (there is nothing left to guard). */
+static void second_look(cr_lock *l)
+{
+    struct timespec until = deadline_after(0, CHECK_DELAY_NS);
+    while (!l->stopping && pthread_cond_timedwait(&l->cv, &l->mu, &until) != ETIMEDOUT) {}
+    if (!l->stopping) {
+        pthread_mutex_unlock(&l->mu);
+        int e = check_others(l->repo, l->exclusive, &l->id);
+        char msg[sizeof l->conflict];
+        snprintf(msg, sizeof msg, "%s", e < 0 ? cr_error_message() : "");
+        pthread_mutex_lock(&l->mu);
+        l->confirmed = e;
+        memcpy(l->conflict, msg, sizeof msg);
+    }
+    l->unconfirmed = false;
+    pthread_cond_broadcast(&l->cv);
+}
+
 /* Every five minutes: write a fresh lock file, then delete the old one. */
 static void *refresh_loop(void *arg)
 {
     cr_lock *l = arg;
     pthread_mutex_lock(&l->mu);
+    if (l->unconfirmed) second_look(l);
     while (!l->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += REFRESH_SECONDS;
+        struct timespec until = deadline_after(REFRESH_SECONDS, 0);
         while (!l->stopping && pthread_cond_timedwait(&l->cv, &l->mu, &until) != ETIMEDOUT) {}
         if (l->stopping) break;
         cr_id old = l->id;
@@ -218,10 +250,11 @@ static void *refresh_loop(void *arg)
     return NULL;
 }
 
-static int try_acquire_once(cr_repo *r, bool exclusive, cr_lock *l)
+static int try_acquire_once(cr_repo *r, bool exclusive, cr_lock *l, bool defer)
 {
     CR_TRY(check_others(r, exclusive, NULL));
     CR_TRY(write_lock(l));
+    if (defer) return 0;
     /* Another process may have locked between our check and our write. */
     struct timespec delay = {0, CHECK_DELAY_NS};
     nanosleep(&delay, NULL);
@@ -238,17 +271,27 @@ int cr_lock_acquire(cr_repo *r, bool exclusive, double retry_seconds, cr_lock **
     fill_own_info(&l->info, exclusive);
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
+    l->exclusive = exclusive;
+    bool defer = !exclusive && retry_seconds <= 0;
     double waited = 0, backoff = 5;
     int e;
-    while ((e = try_acquire_once(r, exclusive, l)) == CR_E_LOCKED && waited < retry_seconds) {
+    while ((e = try_acquire_once(r, exclusive, l, defer)) == CR_E_LOCKED && waited < retry_seconds) {
         double step = backoff < retry_seconds - waited ? backoff : retry_seconds - waited;
         struct timespec ts = {(time_t)step, (long)((step - (double)(time_t)step) * 1e9)};
         nanosleep(&ts, NULL);
         waited += step;
         backoff = backoff * 2 > 60 ? 60 : backoff * 2;
     }
+    l->unconfirmed = e == 0 && defer;
     if (e == 0 && pthread_create(&l->refresher, NULL, refresh_loop, l) == 0) l->refresher_running = true;
+    if (e == 0 && defer && !l->refresher_running) {
+        l->unconfirmed = false; /* no thread for it: look now */
+        struct timespec delay = {0, CHECK_DELAY_NS};
+        nanosleep(&delay, NULL);
+        if ((e = check_others(r, exclusive, &l->id)) < 0) remove_lock_file(r, &l->id);
+    }
     if (e == 0) hold(l);
+    if (e == 0 && l->unconfirmed) r->unconfirmed = l;
     if (e < 0) {
         cr_lock_clear(&l->info);
         free(l);
@@ -258,10 +301,21 @@ int cr_lock_acquire(cr_repo *r, bool exclusive, double retry_seconds, cr_lock **
     return 0;
 }
 
+int cr_lock_confirm(cr_lock *l)
+{
+    if (!l) return 0;
+    pthread_mutex_lock(&l->mu);
+    while (l->unconfirmed) pthread_cond_wait(&l->cv, &l->mu);
+    int e = l->confirmed;
+    pthread_mutex_unlock(&l->mu);
+    return e < 0 ? cr_error(e, "%s", l->conflict) : 0;
+}
+
 void cr_lock_release(cr_lock *l)
 {
     if (!l) return;
     unhold(l);
+    if (l->repo->unconfirmed == l) l->repo->unconfirmed = NULL;
     if (l->refresher_running) {
         pthread_mutex_lock(&l->mu);
         l->stopping = true;

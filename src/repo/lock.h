@@ -27,8 +27,19 @@ int cr_lock_remove_stale(cr_repo *r, bool remove_all, size_t *removed);
 
 typedef struct cr_lock cr_lock; /* a lock we hold; refreshed in the background */
 /* Acquire per spec §14 (CR_E_LOCKED with the holder named on conflict).
- * retry_seconds > 0 retries with back-off for that long. */
+ * retry_seconds > 0 retries with back-off for that long.
+ *
+ * The second look for conflicting locks, 200 ms after ours is written, is
+ * deferred for a non-exclusive lock without retries: it runs in the
+ * background while the command reads, and the repository confirms it
+ * (cr_lock_confirm) before it stores an index or a snapshot, the first
+ * writes another process could be hurt by (packs nobody references are
+ * harmless).  Exclusive locks confirm before cr_lock_acquire returns,
+ * since their holders delete. */
 int cr_lock_acquire(cr_repo *r, bool exclusive, double retry_seconds, cr_lock **out);
+/* Wait for the second look; CR_E_LOCKED with the holder named when it found
+ * a conflict.  0 at once for an exclusive lock. */
+int cr_lock_confirm(cr_lock *l);
 /* Remove our lock file and stop refreshing; NULL is fine. */
 void cr_lock_release(cr_lock *l);
 /* Last-resort cleanup when the process must stop now (signal thread):

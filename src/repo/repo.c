@@ -1,6 +1,8 @@
 /* Opening a repository and reading its files (spec §5–§8). */
 #include "repo/repo.h"
 
+#include "repo/lock.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +182,7 @@ int cr_repo_load_unpacked(cr_repo *r, cr_filetype t, const cr_id *id, cr_buf *ou
 
 int cr_repo_save_unpacked(cr_repo *r, cr_filetype t, const void *json, size_t n, cr_id *id_out)
 {
+    if (r->unconfirmed && t != CR_FILE_LOCK) CR_TRY(cr_lock_confirm(r->unconfirmed));
     _cleanup_buf_ cr_buf plain = CR_BUF_INIT;
     const uint8_t *p = json;
     size_t plen = n;

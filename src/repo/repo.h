@@ -13,6 +13,7 @@
 
 typedef struct cr_index cr_index;
 typedef struct cr_treecache cr_treecache;
+typedef struct cr_lock cr_lock;
 
 typedef struct {
     unsigned version;    /* 1 or 2 */
@@ -28,6 +29,7 @@ typedef struct {
     cr_index *index;     /* NULL until cr_repo_load_index() */
     cr_treecache *trees; /* tree prefetch (remote backends), made on first use */
     bool trees_tried;
+    cr_lock *unconfirmed; /* our lock, until its second look is done (lock.h) */
 } cr_repo;
 
 typedef enum { CR_BLOB_DATA = 0, CR_BLOB_TREE = 1 } cr_blob_type;

@@ -34,4 +34,40 @@ repo=$(copy_repo v2-two-snapshots)
 expect_exit 0 "$CRESTIC" -r "$repo" check
 expect_true "restic can take an exclusive lock right after" "$RESTIC" -r "$repo" check --no-cache
 
+section "an exclusive lock that shows up just after ours: the second look stops the backup"
+# The second look for conflicting locks runs in the background while a
+# backup works (lock.h); it must still stop the backup before its index and
+# snapshot are stored.  A live exclusive lock (key passwd, blocked on a
+# FIFO for its new password) is moved aside while the backup takes its
+# lock, and put back as soon as the backup's lock file appears.
+repo=$(copy_repo v2)
+mkfifo "$T/newpw"
+"$CRESTIC" -r "$repo" key passwd --new-password-file "$T/newpw" >/dev/null 2>&1 &
+passwd_pid=$!
+bg_register "$passwd_pid"
+lock_names() { ls "$repo/locks" | grep -E '^[0-9a-f]{64}$'; }
+for _ in $(seq 500); do lock_names >/dev/null && break; sleep 0.02; done
+# blocked on the FIFO: its own second look is over (it would see the backup's lock)
+for _ in $(seq 500); do grep -q wait_for_partner "/proc/$passwd_pid/wchan" 2>/dev/null && break; sleep 0.02; done
+excl=$(lock_names)
+expect_true "key passwd holds an exclusive lock" test -n "$excl"
+mv "$repo/locks/$excl" "$T/excl"
+# any file of the backup's, even its temporary name, comes after its first look
+(while ! compgen -G "$repo/locks/*" >/dev/null; do :; done; mv "$T/excl" "$repo/locks/$excl") &
+mover=$!
+snaps_before=$(ls "$repo/snapshots" | wc -l)
+expect_exit 11 "$CRESTIC" -r "$repo" backup "$TESTS_DIR/e2e"
+wait "$mover"
+expect_grep "$ERR" 'repository is already locked exclusively by PID' "holder named"
+expect_true "no snapshot stored" test "$(ls "$repo/snapshots" | wc -l)" = "$snaps_before"
+expect_true "only the exclusive lock is left" test "$(ls "$repo/locks")" = "$excl"
+kill "$passwd_pid" 2>/dev/null; wait "$passwd_pid" 2>/dev/null
+expect_true "the killed key passwd removed its lock" test "$(ls "$repo/locks" | wc -l)" = 0
+expect_exit 0 "$CRESTIC" -r "$repo" check
+
+section "without a conflict, a backup and a restore need no wait for the second look"
+expect_exit 0 "$CRESTIC" -r "$repo" backup "$TESTS_DIR/e2e"
+expect_exit 0 "$CRESTIC" -r "$repo" restore latest --target "$T/r"
+expect_true "no lock of ours left behind" test "$(ls "$repo/locks" | wc -l)" = 0
+
 finish
