@@ -53,10 +53,25 @@ typedef struct {
      * (NULL-terminated; NULL for none).  -o options of this backend's
      * namespace that are not listed are refused at open. */
     const char *const *options;
+
 } cr_backend_ops;
+
+/* Optional, per backend object (NULL when not offered): write a new object
+ * piece by piece while its name, the SHA-256 of its content, is not known
+ * yet, so that a pack need not be kept in memory whole.  Nothing is visible
+ * until commit, which publishes the object atomically under `name` (never
+ * replacing one: -EEXIST) and releases h; abort discards it.  Use through the
+ * cr_be_stream_* wrappers, which compute the name. */
+typedef struct {
+    int (*open)(cr_backend *b, cr_filetype t, void **h);
+    int (*write)(cr_backend *b, void *h, const void *data, size_t n);
+    int (*commit)(cr_backend *b, void *h, cr_filetype t, const char *name);
+    void (*abort)(cr_backend *b, void *h);
+} cr_backend_stream_ops;
 
 struct cr_backend {
     const cr_backend_ops *ops;
+    const cr_backend_stream_ops *stream; /* NULL: saves take whole objects */
     char *location; /* as given, for messages */
     unsigned connections; /* parallel requests worth making */
 };
@@ -84,6 +99,22 @@ int cr_be_load(cr_backend *b, cr_filetype t, const char *name, uint64_t off, uin
 int cr_be_save(cr_backend *b, cr_filetype t, const char *name, const void *data, size_t n);
 int cr_be_remove(cr_backend *b, cr_filetype t, const char *name);
 int cr_be_list(cr_backend *b, cr_filetype t, cr_list_cb cb, void *ud);
+
+/* Streamed saves of content-named objects (not the config), for backends
+ * that offer them; see cr_backend_stream_ops.  The SHA-256 is computed over
+ * exactly the bytes handed to the backend, so the object cannot end up
+ * under a name that does not match its content. */
+typedef struct cr_be_stream cr_be_stream;
+bool cr_be_can_stream(const cr_backend *b);
+int cr_be_stream_open(cr_backend *b, cr_filetype t, cr_be_stream **out);
+int cr_be_stream_write(cr_be_stream *s, const void *data, size_t n);
+uint64_t cr_be_stream_size(const cr_be_stream *s);
+/* Publish under the SHA-256 of everything written (returned in sum) and
+ * free s, whatever the outcome.  -EEXIST: an object of that name (so with
+ * these very bytes) is already stored. */
+int cr_be_stream_commit(cr_be_stream *s, uint8_t sum[32]);
+/* Discard (s may be NULL). */
+void cr_be_stream_abort(cr_be_stream *s);
 
 extern const cr_backend_ops cr_backend_local;
 extern const cr_backend_ops cr_backend_rest;

@@ -20,6 +20,8 @@ typedef struct {
     char *root;
 } local_backend;
 
+static const cr_backend_stream_ops local_stream_ops;
+
 static local_backend *as_local(cr_backend *b)
 {
     return (local_backend *)b;
@@ -51,6 +53,7 @@ static int local_new(const char *path, local_backend **out)
     size_t n = strlen(lb->root); /* "repo/" and "repo" are the same place */
     while (n > 1 && lb->root[n - 1] == '/') lb->root[--n] = 0;
     lb->base.connections = 2;
+    lb->base.stream = &local_stream_ops;
     *out = lb;
     return 0;
 }
@@ -203,6 +206,95 @@ static int local_save(cr_backend *b, cr_filetype t, const char *name, const void
     if (r < 0) return cr_error_sys(r, "write %s", p);
     return fsync_dir(p);
 }
+
+/* ---- streamed saves ------------------------------------------------------
+ * An unnamed file (O_TMPFILE) in the type's folder, so that a crash leaves
+ * nothing behind; it gets its name by a hard link through /proc at commit.
+ * Where either is missing, a temporary name in that folder (not 64 hex, so
+ * every lister skips it) is linked instead, as local_save does. */
+
+typedef struct {
+    int fd;
+    char tmp[PATH_MAX + 32]; /* "" for an unnamed file */
+} local_stream;
+
+/* Tests force the named-temporary-file way with CRESTIC_LOCAL_NO_TMPFILE. */
+static bool tmpfile_usable(void)
+{
+    return !getenv("CRESTIC_LOCAL_NO_TMPFILE") && access("/proc/self/fd", X_OK) == 0;
+}
+
+static int local_stream_open(cr_backend *b, cr_filetype t, void **h)
+{
+    local_backend *lb = as_local(b);
+    local_stream *s = calloc(1, sizeof *s);
+    if (!s) return cr_error(-ENOMEM, "out of memory");
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/%s", lb->root, cr_filetype_dir(t));
+    int r = mkdir_p(dir, 0700);
+    s->fd = -1;
+    if (r == 0 && tmpfile_usable()) s->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (r == 0 && s->fd < 0) {
+        snprintf(s->tmp, sizeof s->tmp, "%s/tmp-XXXXXX", dir);
+        s->fd = mkostemp(s->tmp, O_CLOEXEC);
+        if (s->fd < 0) r = cr_error_sys(-errno, "create %s", s->tmp);
+    }
+    if (r < 0) {
+        free(s);
+        return r;
+    }
+    *h = s;
+    return 0;
+}
+
+static int local_stream_write(cr_backend *b, void *h, const void *data, size_t n)
+{
+    (void)b;
+    local_stream *s = h;
+    int r = write_fully(s->fd, data, n);
+    return r < 0 ? cr_error_sys(r, "write") : 0;
+}
+
+static void local_stream_abort(cr_backend *b, void *h)
+{
+    (void)b;
+    local_stream *s = h;
+    if (s->fd >= 0) close(s->fd);
+    if (s->tmp[0]) unlink(s->tmp);
+    free(s);
+}
+
+/* Durable, read-only, then visible under its name (never replacing one). */
+static int local_stream_commit(cr_backend *b, void *h, cr_filetype t, const char *name)
+{
+    local_stream *s = h;
+    char p[PATH_MAX];
+    int r = object_path(as_local(b), t, name, p, sizeof p);
+    if (r == 0) {
+        char *slash = strrchr(p, '/');
+        *slash = 0;
+        r = mkdir_p(p, 0700);
+        *slash = '/';
+    }
+    if (r == 0 && fsync(s->fd) < 0) r = cr_error_sys(-errno, "write %s", p);
+    if (r == 0 && fchmod(s->fd, 0400) < 0) r = cr_error_sys(-errno, "write %s", p);
+    if (r == 0) {
+        char src[64];
+        snprintf(src, sizeof src, "/proc/self/fd/%d", s->fd);
+        int k = s->tmp[0] ? link(s->tmp, p) : linkat(AT_FDCWD, src, AT_FDCWD, p, AT_SYMLINK_FOLLOW);
+        if (k < 0 && errno == EEXIST) r = cr_error(-EEXIST, "%s already exists", p);
+        else if (k < 0) r = cr_error_sys(-errno, "write %s", p);
+    }
+    local_stream_abort(b, s); /* closes, and drops the temporary name */
+    return r < 0 ? r : fsync_dir(p);
+}
+
+static const cr_backend_stream_ops local_stream_ops = {
+    .open = local_stream_open,
+    .write = local_stream_write,
+    .commit = local_stream_commit,
+    .abort = local_stream_abort,
+};
 
 static int local_remove(cr_backend *b, cr_filetype t, const char *name)
 {

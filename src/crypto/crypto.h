@@ -32,7 +32,9 @@ void cr_key_wipe(cr_key *k);
 void cr_key_from_kdf(cr_key *k, const uint8_t material[CR_KDF_OUTPUT]);
 
 /* Encrypt n bytes of plaintext into out = IV || C || T (n + 32 bytes) with a
- * fresh random IV.  out must not overlap pt.  Returns 0 or negative. */
+ * fresh random IV.  out must not overlap pt, except that pt may be exactly
+ * out + CR_IV_SIZE: sealing in place, behind room left for the IV.
+ * Returns 0 or negative. */
 int cr_seal(const cr_key *k, const uint8_t *pt, size_t n, uint8_t *out);
 /* Same with a given IV (tests and known answers only).  An all-zero IV is
  * refused with CR_E_FORMAT (cr_open would refuse the result). */

@@ -124,7 +124,7 @@ int cr_zstd_decompress_exact(const uint8_t *in, size_t n, uint8_t *dst, size_t e
     return 0;
 }
 
-int cr_zstd_compress(const uint8_t *in, size_t n, int level, cr_buf *out)
+int cr_zstd_compress_append(const uint8_t *in, size_t n, int level, cr_buf *out)
 {
     ZSTD_CCtx *c = cctx();
     if (!c) return cr_error(-ENOMEM, "zstd: cannot create context");
@@ -134,12 +134,17 @@ int cr_zstd_compress(const uint8_t *in, size_t n, int level, cr_buf *out)
     ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, 23);
     ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
     size_t bound = ZSTD_compressBound(n);
-    cr_buf_reset(out);
-    CR_TRY(cr_buf_resize(out, bound));
-    size_t r = ZSTD_compress2(c, out->data, bound, in, n);
+    CR_TRY(cr_buf_reserve(out, bound));
+    size_t r = ZSTD_compress2(c, out->data + out->len, bound, in, n);
     if (ZSTD_isError(r)) return cr_error(-EIO, "zstd: %s", ZSTD_getErrorName(r));
-    out->len = r;
+    out->len += r;
     return 0;
+}
+
+int cr_zstd_compress(const uint8_t *in, size_t n, int level, cr_buf *out)
+{
+    cr_buf_reset(out);
+    return cr_zstd_compress_append(in, n, level, out);
 }
 
 int cr_unpacked_decode(unsigned repo_version, const uint8_t *plain, size_t n, cr_buf *out)

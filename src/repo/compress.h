@@ -30,6 +30,8 @@ int cr_zstd_decompress_stream(const uint8_t *in, size_t n, size_t max_out, cr_bu
 int cr_zstd_decompress_exact(const uint8_t *in, size_t n, uint8_t *dst, size_t expect);
 /* Compress at level into out (replacing it). */
 int cr_zstd_compress(const uint8_t *in, size_t n, int level, cr_buf *out);
+/* Same, appended after what out already holds. */
+int cr_zstd_compress_append(const uint8_t *in, size_t n, int level, cr_buf *out);
 
 /* Unpacked-file plaintext (spec §7): for v2, 0x02||zstd -> JSON, '{'/'[' raw.
  * Writes the JSON into out. */

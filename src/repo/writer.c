@@ -11,16 +11,27 @@
 #include "util/error.h"
 #include "util/json.h"
 
-/* A pack being filled.  Blobs are sealed straight into `data`, so a pack
- * buffer is reserved up front for the target plus one maximal blob. */
+/* A pack being filled, in one of two ways:
+ * - in memory (backends that cannot stream): blobs are sealed straight into
+ *   `data`, reserved up front for the target plus one maximal blob, and the
+ *   whole pack is saved at the end;
+ * - streamed (`out` set): blobs are sealed in `zbuf` and written to the
+ *   backend as they come, small ones gathered in `data` first, so a pack
+ *   costs about one blob of memory instead of its full size. */
 typedef struct packer {
     cr_blob_type type;
-    cr_buf data;
+    cr_buf data;         /* the pack, or (streamed) sealed blobs not yet written */
+    size_t flushed;      /* streamed: bytes already written to `out` */
+    cr_be_stream *out;
     cr_pack_blob *blobs;
     size_t n, cap;
     cr_buf zbuf;         /* compression output, before sealing into data */
     struct packer *next; /* free list */
 } packer;
+
+/* Streamed packs: sealed blobs smaller than this gather in memory first
+ * (one write per 4 KiB file would cost a system call each). */
+#define STAGE_MAX (512u * 1024)
 
 /* An uploaded pack whose entries still wait for an index file. */
 typedef struct {
@@ -32,6 +43,7 @@ typedef struct {
 struct cr_writer {
     cr_repo *repo;
     cr_writer_opts opts;
+    bool stream;            /* the backend takes packs piece by piece */
     pthread_mutex_t mu;     /* everything below */
     /* blobs saved in this session: open addressing on (id, type) */
     cr_id *seen;
@@ -120,6 +132,7 @@ int cr_writer_new(cr_repo *r, const cr_writer_opts *opts, cr_writer **out)
     if (!w->opts.pack_size) w->opts.pack_size = CR_PACK_SIZE_DEFAULT;
     if (r->cfg.version < 2) w->opts.compression = CR_COMPRESS_OFF;
     w->index_flush = index_flush_blobs();
+    w->stream = cr_be_can_stream(r->be);
     pthread_mutex_init(&w->mu, NULL);
     pthread_mutex_init(&w->index_mu, NULL);
     *out = w;
@@ -218,6 +231,39 @@ static int remember_stored(cr_writer *w, const cr_id *pack_id, packer *p)
     return r;
 }
 
+static size_t pack_len(const packer *p)
+{
+    return p->flushed + p->data.len;
+}
+
+/* Streamed: write the gathered small blobs. */
+static int stage_flush(packer *p)
+{
+    if (!p->data.len) return 0;
+    CR_TRY(cr_be_stream_write(p->out, p->data.data, p->data.len));
+    p->flushed += p->data.len;
+    p->data.len = 0;
+    return 0;
+}
+
+/* Streamed: the backend names the pack by the hash of what it was given. */
+static int store_streamed(packer *p, cr_id *id)
+{
+    CR_TRY(stage_flush(p));
+    cr_be_stream *out = p->out;
+    p->out = NULL; /* commit releases it, whatever happens */
+    p->flushed = 0;
+    return cr_be_stream_commit(out, id->b);
+}
+
+static int store_in_memory(cr_writer *w, packer *p, cr_id *id)
+{
+    cr_sha256(p->data.data, p->data.len, id->b);
+    char hex[CR_ID_HEX + 1];
+    cr_id_to_hex(id, hex);
+    return cr_be_save(w->repo->be, CR_FILE_PACK, hex, p->data.data, p->data.len);
+}
+
 /* Seal the header, append its length, name the pack by its hash, store it. */
 static int finish_pack(cr_writer *w, packer *p)
 {
@@ -230,10 +276,7 @@ static int finish_pack(cr_writer *w, packer *p)
     put_le32(p->data.data + p->data.len, (uint32_t)hlen);
     p->data.len += 4;
     cr_id id;
-    cr_sha256(p->data.data, p->data.len, id.b);
-    char hex[CR_ID_HEX + 1];
-    cr_id_to_hex(&id, hex);
-    int r = cr_be_save(w->repo->be, CR_FILE_PACK, hex, p->data.data, p->data.len);
+    int r = p->out ? store_streamed(p, &id) : store_in_memory(w, p, &id);
     if (r == -EEXIST) r = 0; /* identical bytes are already stored */
     CR_TRY(r);
     cr_buf_reset(&p->data);
@@ -308,21 +351,61 @@ static bool wants_compression(const cr_writer *w, cr_blob_type t, size_t n)
     return t == CR_BLOB_TREE || w->opts.compression != CR_COMPRESS_OFF;
 }
 
+static int compression_level(const cr_writer *w, cr_blob_type t)
+{
+    return t == CR_BLOB_TREE && w->opts.compression == CR_COMPRESS_OFF ? 3 : cr_compression_level(w->opts.compression);
+}
+
+/* In memory: compress into zbuf, seal into the pack buffer. */
+static int seal_in_memory(cr_writer *w, packer *p, cr_blob_type t, const void *data, size_t n, size_t *slen)
+{
+    const uint8_t *src = data;
+    *slen = n;
+    if (wants_compression(w, t, n)) {
+        CR_TRY(cr_zstd_compress(data, n, compression_level(w, t), &p->zbuf));
+        src = p->zbuf.data;
+        *slen = p->zbuf.len;
+    }
+    if (!p->data.cap) CR_TRY(cr_buf_reserve(&p->data, w->opts.pack_size + *slen + 4096));
+    CR_TRY(cr_buf_reserve(&p->data, *slen + CR_CRYPTO_OVERHEAD));
+    CR_TRY(cr_seal(&w->repo->master, src, *slen, p->data.data + p->data.len));
+    p->data.len += *slen + CR_CRYPTO_OVERHEAD;
+    return 0;
+}
+
+/* Streamed: seal into zbuf (in place behind the IV when compressed), then
+ * gather small blobs in data, write large ones as they are. */
+static int seal_streamed(cr_writer *w, packer *p, cr_blob_type t, const void *data, size_t n, size_t *slen)
+{
+    if (!p->out) CR_TRY(cr_be_stream_open(w->repo->be, CR_FILE_PACK, &p->out));
+    cr_buf *z = &p->zbuf;
+    if (wants_compression(w, t, n)) {
+        cr_buf_reset(z);
+        CR_TRY(cr_buf_resize(z, CR_IV_SIZE));
+        CR_TRY(cr_zstd_compress_append(data, n, compression_level(w, t), z));
+        *slen = z->len - CR_IV_SIZE;
+        CR_TRY(cr_buf_reserve(z, CR_MAC_SIZE));
+        CR_TRY(cr_seal(&w->repo->master, z->data + CR_IV_SIZE, *slen, z->data));
+    } else {
+        *slen = n;
+        cr_buf_reset(z);
+        CR_TRY(cr_buf_reserve(z, n + CR_CRYPTO_OVERHEAD));
+        CR_TRY(cr_seal(&w->repo->master, data, n, z->data));
+    }
+    size_t sealed = *slen + CR_CRYPTO_OVERHEAD;
+    if (sealed >= STAGE_MAX / 2) {
+        CR_TRY(stage_flush(p));
+        CR_TRY(cr_be_stream_write(p->out, z->data, sealed));
+        p->flushed += sealed;
+        return 0;
+    }
+    CR_TRY(cr_buf_append(&p->data, z->data, sealed));
+    return p->data.len >= STAGE_MAX ? stage_flush(p) : 0;
+}
+
 /* Compress (when due) and seal one blob into the packer. */
 static int append_blob(cr_writer *w, packer *p, cr_blob_type t, const void *data, size_t n, const cr_id *id)
 {
-    const uint8_t *src = data;
-    size_t slen = n;
-    uint32_t ulen = 0;
-    if (wants_compression(w, t, n)) {
-        int level = t == CR_BLOB_TREE && w->opts.compression == CR_COMPRESS_OFF ? 3 : cr_compression_level(w->opts.compression);
-        CR_TRY(cr_zstd_compress(data, n, level, &p->zbuf));
-        src = p->zbuf.data;
-        slen = p->zbuf.len;
-        ulen = (uint32_t)n;
-    }
-    if (!p->data.cap) CR_TRY(cr_buf_reserve(&p->data, w->opts.pack_size + slen + 4096));
-    CR_TRY(cr_buf_reserve(&p->data, slen + CR_CRYPTO_OVERHEAD));
     if (p->n == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 256;
         cr_pack_blob *b = realloc(p->blobs, cap * sizeof *b);
@@ -330,14 +413,15 @@ static int append_blob(cr_writer *w, packer *p, cr_blob_type t, const void *data
         p->blobs = b;
         p->cap = cap;
     }
-    CR_TRY(cr_seal(&w->repo->master, src, slen, p->data.data + p->data.len));
+    size_t offset = pack_len(p), slen;
+    if (w->stream) CR_TRY(seal_streamed(w, p, t, data, n, &slen));
+    else CR_TRY(seal_in_memory(w, p, t, data, n, &slen));
     cr_pack_blob *b = &p->blobs[p->n++];
     b->type = t;
-    b->offset = (uint32_t)p->data.len;
+    b->offset = (uint32_t)offset;
     b->length = (uint32_t)(slen + CR_CRYPTO_OVERHEAD);
-    b->ulen = ulen;
+    b->ulen = wants_compression(w, t, n) ? (uint32_t)n : 0;
     b->id = *id;
-    p->data.len += b->length;
     pthread_mutex_lock(&w->mu);
     if (t == CR_BLOB_TREE) w->stats.tree_blobs++;
     else w->stats.data_blobs++;
@@ -350,7 +434,7 @@ static int append_blob(cr_writer *w, packer *p, cr_blob_type t, const void *data
 static bool pack_is_full(const cr_writer *w, const packer *p)
 {
     /* Header entries are bounded too: 16 MiB of header is ~400,000 blobs. */
-    return p->data.len >= w->opts.pack_size || p->n * CR_PACK_ENTRY_COMPRESSED >= CR_PACK_HEADER_MAX - 4096;
+    return pack_len(p) >= w->opts.pack_size || p->n * CR_PACK_ENTRY_COMPRESSED >= CR_PACK_HEADER_MAX - 4096;
 }
 
 static int fail_sticky(cr_writer *w, int r)
@@ -423,6 +507,7 @@ void cr_writer_free(cr_writer *w)
 {
     if (!w) return;
     for (size_t i = 0; i < w->neveryone; i++) {
+        cr_be_stream_abort(w->everyone[i]->out); /* a pack never finished */
         cr_buf_free(&w->everyone[i]->data);
         cr_buf_free(&w->everyone[i]->zbuf);
         free(w->everyone[i]->blobs);

@@ -13,6 +13,12 @@ show "$OUT" 200
 section "conformance: local: string, path with spaces"
 expect_exit 0 "$CONF" "local:$T/a dir/re po"
 
+section "conformance: streamed saves through temporary names (no O_TMPFILE)"
+expect_exit 0 env CRESTIC_LOCAL_NO_TMPFILE=1 "$CONF" "$T/repo3"
+expect_grep "$OUT" 'ok   stream commit: named by the SHA-256' "streamed saves were checked"
+find "$T/repo3" -name '*tmp-*' >"$T/left"
+expect_empty "$T/left" "no temporary file left behind"
+
 section "conformance: unknown local option refused"
 expect_exit 1 "$CONF" -o local.nope=1 "$T/repo2"
 expect_grep "$OUT" 'FAIL create the backend' "create fails with an unknown option"
