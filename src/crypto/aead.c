@@ -254,13 +254,47 @@ int cr_seal_iv(const cr_key *k, const uint8_t iv[CR_IV_SIZE], const uint8_t *pt,
     return mac_final(st, ct + n);
 }
 
+static int fresh_iv(uint8_t iv[CR_IV_SIZE])
+{
+    do {
+        CR_TRY(cr_random(iv, CR_IV_SIZE));
+    } while (is_all_zero(iv, CR_IV_SIZE)); /* p = 2^-128, but spec §4.2 says never */
+    return 0;
+}
+
 int cr_seal(const cr_key *k, const uint8_t *pt, size_t n, uint8_t *out)
 {
     uint8_t iv[CR_IV_SIZE];
-    do {
-        CR_TRY(cr_random(iv, sizeof iv));
-    } while (is_all_zero(iv, sizeof iv)); /* p = 2^-128, but spec §4.2 says never */
+    CR_TRY(fresh_iv(iv));
     return cr_seal_iv(k, iv, pt, n, out);
+}
+
+int cr_seal_begin(const cr_key *k, uint8_t iv[CR_IV_SIZE])
+{
+    cipher_state *st;
+    CR_TRY(fresh_iv(iv));
+    CR_TRY(get_state(&st));
+    CR_TRY(ctr_start(st, k->enc, iv));
+    return mac_start(st, k, iv);
+}
+
+int cr_seal_update(const uint8_t *pt, size_t n, uint8_t *out)
+{
+    cipher_state *st;
+    CR_TRY(get_state(&st));
+    for (size_t off = 0; off < n; off += SEAL_STRIDE) {
+        size_t len = n - off < SEAL_STRIDE ? n - off : SEAL_STRIDE;
+        CR_TRY(ctr_xor(st, pt + off, len, out + off));
+        CR_TRY(mac_update(st, out + off, len));
+    }
+    return 0;
+}
+
+int cr_seal_final(uint8_t tag[CR_MAC_SIZE])
+{
+    cipher_state *st;
+    CR_TRY(get_state(&st));
+    return mac_final(st, tag);
 }
 
 /* The checks shared by cr_open and cr_verify; leaves the thread's state in *st. */

@@ -40,6 +40,16 @@ int cr_seal(const cr_key *k, const uint8_t *pt, size_t n, uint8_t *out);
  * refused with CR_E_FORMAT (cr_open would refuse the result). */
 int cr_seal_iv(const cr_key *k, const uint8_t iv[CR_IV_SIZE], const uint8_t *pt, size_t n, uint8_t *out);
 
+/* Sealing piece by piece, for output that is never held whole: begin picks
+ * a fresh IV (to be stored first), each update encrypts and authenticates
+ * the next n bytes (out may be pt itself), final gives the tag (stored
+ * last).  The same bytes as cr_seal.  These use the calling thread's
+ * contexts: no other seal, open or verify may run on the thread between
+ * begin and final. */
+int cr_seal_begin(const cr_key *k, uint8_t iv[CR_IV_SIZE]);
+int cr_seal_update(const uint8_t *pt, size_t n, uint8_t *out);
+int cr_seal_final(uint8_t tag[CR_MAC_SIZE]);
+
 /* Verify (constant time) then decrypt n bytes IV || C || T into out (n - 32
  * bytes).  Nothing is written to out unless the MAC verifies.  out must not
  * overlap in.  Errors: CR_E_FORMAT when

@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <string.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_c_stableInBuffer */
 #include <zstd.h>
 
 #include "util/error.h"
@@ -138,6 +139,28 @@ int cr_zstd_compress_append(const uint8_t *in, size_t n, int level, cr_buf *out)
     size_t r = ZSTD_compress2(c, out->data + out->len, bound, in, n);
     if (ZSTD_isError(r)) return cr_error(-EIO, "zstd: %s", ZSTD_getErrorName(r));
     out->len += r;
+    return 0;
+}
+
+int cr_zstd_compress_pieces(const uint8_t *in, size_t n, int level, uint8_t *piece, size_t cap, cr_zstd_sink sink, void *ud)
+{
+    ZSTD_CCtx *c = cctx();
+    if (!c) return cr_error(-ENOMEM, "zstd: cannot create context");
+    ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+    ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
+    ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, 23); /* as cr_zstd_compress_append */
+    ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
+    /* The input stays in place until the frame ends: no window copy inside zstd. */
+    ZSTD_CCtx_setParameter(c, ZSTD_c_stableInBuffer, 1);
+    ZSTD_CCtx_setPledgedSrcSize(c, n);
+    ZSTD_inBuffer ib = {in, n, 0};
+    size_t left;
+    do {
+        ZSTD_outBuffer ob = {piece, cap, 0};
+        left = ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_end);
+        if (ZSTD_isError(left)) return cr_error(-EIO, "zstd: %s", ZSTD_getErrorName(left));
+        if (ob.pos) CR_TRY(sink(ud, piece, ob.pos));
+    } while (left != 0);
     return 0;
 }
 

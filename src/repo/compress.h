@@ -30,7 +30,12 @@ int cr_zstd_decompress_stream(const uint8_t *in, size_t n, size_t max_out, cr_bu
 int cr_zstd_decompress_exact(const uint8_t *in, size_t n, uint8_t *dst, size_t expect);
 /* Compress at level into out (replacing it). */
 int cr_zstd_compress(const uint8_t *in, size_t n, int level, cr_buf *out);
-/* Same, appended after what out already holds. */
+/* One frame handed on in pieces of at most cap bytes as they are produced,
+ * so the whole output is never held: sink may change the piece in place;
+ * its failure stops the compression and is returned. */
+typedef int (*cr_zstd_sink)(void *ud, uint8_t *piece, size_t n);
+int cr_zstd_compress_pieces(const uint8_t *in, size_t n, int level, uint8_t *piece, size_t cap, cr_zstd_sink sink, void *ud);
+/* Same as cr_zstd_compress, appended after what out already holds. */
 int cr_zstd_compress_append(const uint8_t *in, size_t n, int level, cr_buf *out);
 
 /* Unpacked-file plaintext (spec §7): for v2, 0x02||zstd -> JSON, '{'/'[' raw.

@@ -15,9 +15,9 @@
  * - in memory (backends that cannot stream): blobs are sealed straight into
  *   `data`, reserved up front for the target plus one maximal blob, and the
  *   whole pack is saved at the end;
- * - streamed (`out` set): blobs are sealed in `zbuf` and written to the
- *   backend as they come, small ones gathered in `data` first, so a pack
- *   costs about one blob of memory instead of its full size. */
+ * - streamed (`out` set): blobs are compressed and sealed piece by piece in
+ *   `zbuf`, gathered in `data` and written to the backend as they come, so
+ *   a pack costs under 1 MiB of memory instead of its full size. */
 typedef struct packer {
     cr_blob_type type;
     cr_buf data;         /* the pack, or (streamed) sealed blobs not yet written */
@@ -25,13 +25,15 @@ typedef struct packer {
     cr_be_stream *out;
     cr_pack_blob *blobs;
     size_t n, cap;
-    cr_buf zbuf;         /* compression output, before sealing into data */
+    cr_buf zbuf;         /* compression output (streamed: one piece), before sealing */
     struct packer *next; /* free list */
 } packer;
 
-/* Streamed packs: sealed blobs smaller than this gather in memory first
- * (one write per 4 KiB file would cost a system call each). */
+/* Streamed packs: sealed bytes gather in memory up to this before a write
+ * (one write per 4 KiB file would cost a system call each); blobs are
+ * compressed and sealed in pieces of PIECE_MAX. */
 #define STAGE_MAX (512u * 1024)
+#define PIECE_MAX (128u * 1024)
 
 /* An uploaded pack whose entries still wait for an index file. */
 typedef struct {
@@ -373,34 +375,50 @@ static int seal_in_memory(cr_writer *w, packer *p, cr_blob_type t, const void *d
     return 0;
 }
 
-/* Streamed: seal into zbuf (in place behind the IV when compressed), then
- * gather small blobs in data, write large ones as they are. */
+/* Streamed: sealed bytes gather in data and are written whenever it fills. */
+static int stage_put(packer *p, const void *bytes, size_t n)
+{
+    CR_TRY(cr_buf_append(&p->data, bytes, n));
+    return p->data.len >= STAGE_MAX ? stage_flush(p) : 0;
+}
+
+typedef struct {
+    packer *p;
+    size_t len; /* ciphertext so far */
+} seal_sink;
+
+/* Encrypt a piece of compressed output in place and stage it. */
+static int seal_piece(void *ud, uint8_t *piece, size_t n)
+{
+    seal_sink *s = ud;
+    CR_TRY(cr_seal_update(piece, n, piece));
+    s->len += n;
+    return stage_put(s->p, piece, n);
+}
+
+/* Streamed: compress, seal and stage one piece at a time, so that a blob
+ * costs PIECE_MAX bytes of memory whatever its size. */
 static int seal_streamed(cr_writer *w, packer *p, cr_blob_type t, const void *data, size_t n, size_t *slen)
 {
     if (!p->out) CR_TRY(cr_be_stream_open(w->repo->be, CR_FILE_PACK, &p->out));
-    cr_buf *z = &p->zbuf;
+    if (p->zbuf.cap < PIECE_MAX) CR_TRY(cr_buf_reserve(&p->zbuf, PIECE_MAX));
+    uint8_t iv[CR_IV_SIZE], tag[CR_MAC_SIZE];
+    CR_TRY(cr_seal_begin(&w->repo->master, iv));
+    CR_TRY(stage_put(p, iv, sizeof iv));
+    seal_sink sink = {p, 0};
     if (wants_compression(w, t, n)) {
-        cr_buf_reset(z);
-        CR_TRY(cr_buf_resize(z, CR_IV_SIZE));
-        CR_TRY(cr_zstd_compress_append(data, n, compression_level(w, t), z));
-        *slen = z->len - CR_IV_SIZE;
-        CR_TRY(cr_buf_reserve(z, CR_MAC_SIZE));
-        CR_TRY(cr_seal(&w->repo->master, z->data + CR_IV_SIZE, *slen, z->data));
+        CR_TRY(cr_zstd_compress_pieces(data, n, compression_level(w, t), p->zbuf.data, PIECE_MAX, seal_piece, &sink));
     } else {
-        *slen = n;
-        cr_buf_reset(z);
-        CR_TRY(cr_buf_reserve(z, n + CR_CRYPTO_OVERHEAD));
-        CR_TRY(cr_seal(&w->repo->master, data, n, z->data));
+        for (size_t off = 0; off < n; off += PIECE_MAX) {
+            size_t len = n - off < PIECE_MAX ? n - off : PIECE_MAX;
+            CR_TRY(cr_seal_update((const uint8_t *)data + off, len, p->zbuf.data));
+            sink.len += len;
+            CR_TRY(stage_put(p, p->zbuf.data, len));
+        }
     }
-    size_t sealed = *slen + CR_CRYPTO_OVERHEAD;
-    if (sealed >= STAGE_MAX / 2) {
-        CR_TRY(stage_flush(p));
-        CR_TRY(cr_be_stream_write(p->out, z->data, sealed));
-        p->flushed += sealed;
-        return 0;
-    }
-    CR_TRY(cr_buf_append(&p->data, z->data, sealed));
-    return p->data.len >= STAGE_MAX ? stage_flush(p) : 0;
+    CR_TRY(cr_seal_final(tag));
+    *slen = sink.len;
+    return stage_put(p, tag, sizeof tag);
 }
 
 /* Compress (when due) and seal one blob into the packer. */

@@ -523,6 +523,18 @@ static void round_trip(const cr_key *k, size_t n)
     assert_int_equal(cr_seal(k, inplace + CR_IV_SIZE, n, inplace), 0);
     reference_seal(k, inplace, pt, n, ref);
     if (memcmp(ref, inplace, n + CR_CRYPTO_OVERHEAD) != 0) fail_msg("size %zu: sealing in place differs from reference", n);
+
+    /* piece by piece, in uneven pieces, the middle one in place */
+    _cleanup_free_ uint8_t *pieces = malloc(n + CR_CRYPTO_OVERHEAD);
+    assert_int_equal(cr_seal_begin(k, pieces), 0);
+    size_t a = n / 3, b = n / 2;
+    assert_int_equal(cr_seal_update(pt, a, pieces + CR_IV_SIZE), 0);
+    if (b > a) memcpy(pieces + CR_IV_SIZE + a, pt + a, b - a);
+    assert_int_equal(cr_seal_update(pieces + CR_IV_SIZE + a, b - a, pieces + CR_IV_SIZE + a), 0);
+    assert_int_equal(cr_seal_update(pt + b, n - b, pieces + CR_IV_SIZE + b), 0);
+    assert_int_equal(cr_seal_final(pieces + CR_IV_SIZE + n), 0);
+    reference_seal(k, pieces, pt, n, ref);
+    if (memcmp(ref, pieces, n + CR_CRYPTO_OVERHEAD) != 0) fail_msg("size %zu: sealing in pieces differs from reference", n);
 }
 
 static void test_round_trip_sizes(void **state)

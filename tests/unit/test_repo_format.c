@@ -653,6 +653,13 @@ static void test_unpacked_vectors(void **state)
     assert_int_equal(frames_without_size, 2);
 }
 
+/* A cr_zstd_sink that collects the pieces; a piece never exceeds its room. */
+static int collect_piece(void *ud, uint8_t *piece, size_t n)
+{
+    assert_true(n > 0 && n <= 1000);
+    return cr_buf_append(ud, piece, n);
+}
+
 static void test_unpacked_edge(void **state)
 {
     _cleanup_buf_ cr_buf out = CR_BUF_INIT;
@@ -713,6 +720,18 @@ static void test_unpacked_edge(void **state)
     _cleanup_buf_ cr_buf framed = CR_BUF_INIT;
     assert_int_equal(cr_buf_putc(&framed, 2), 0);
     assert_int_equal(cr_buf_append(&framed, z.data, z.len), 0);
+    assert_int_equal(cr_unpacked_decode(2, framed.data, framed.len, &out), 0);
+    assert_int_equal(out.len, big);
+    assert_memory_equal(out.data, doc, big);
+
+    /* The same frame handed on in small pieces decodes to the same bytes. */
+    uint32_t x = 1;
+    for (size_t i = 0; i < big; i++) doc[i] = (char)("{}[]\"abc,:0123 "[((x = x * 1103515245u + 12345u) >> 16) % 16]);
+    _cleanup_free_ uint8_t *piece = malloc(1000);
+    cr_buf_reset(&framed);
+    assert_int_equal(cr_buf_putc(&framed, 2), 0);
+    assert_int_equal(cr_zstd_compress_pieces((const uint8_t *)doc, big, 3, piece, 1000, collect_piece, &framed), 0);
+    assert_true(framed.len > 1000);
     assert_int_equal(cr_unpacked_decode(2, framed.data, framed.len, &out), 0);
     assert_int_equal(out.len, big);
     assert_memory_equal(out.data, doc, big);
