@@ -73,23 +73,30 @@ int cr_repo_pack_header(cr_repo *r, const cr_id *pack, uint64_t size, cr_pack_bl
     return 0;
 }
 
-int cr_blob_decode(const cr_key *k, const uint8_t *raw, size_t n, uint32_t ulen, const cr_id *id, cr_buf *out)
+int cr_blob_decode_into(const cr_key *k, const uint8_t *raw, size_t n, uint32_t ulen, const cr_id *id, uint8_t *out,
+                        cr_buf *scratch)
 {
     if (n < CR_CRYPTO_OVERHEAD) return cr_error(CR_E_FORMAT, "blob too short (%zu bytes)", n);
     size_t plen = n - CR_CRYPTO_OVERHEAD;
-    cr_buf_reset(out);
     if (ulen == 0) {
-        CR_TRY(cr_buf_resize(out, plen));
-        CR_TRY(cr_open(k, raw, n, out->data));
+        CR_TRY(cr_open(k, raw, n, out));
     } else {
-        _cleanup_free_ uint8_t *z = malloc(plen ? plen : 1);
-        if (!z) return cr_error(-ENOMEM, "out of memory");
-        CR_TRY(cr_open(k, raw, n, z));
-        CR_TRY(cr_buf_resize(out, ulen));
-        CR_TRY(cr_zstd_decompress_exact(z, plen, out->data, ulen));
+        cr_buf_reset(scratch);
+        CR_TRY(cr_buf_resize(scratch, plen));
+        CR_TRY(cr_open(k, raw, n, scratch->data));
+        CR_TRY(cr_zstd_decompress_exact(scratch->data, plen, out, ulen));
     }
     cr_id got;
-    cr_sha256(out->data, out->len, got.b);
+    cr_sha256(out, ulen ? ulen : plen, got.b);
     if (!cr_id_eq(&got, id)) return cr_error(CR_E_AUTH, "blob hash mismatch (content does not match its ID)");
     return 0;
+}
+
+int cr_blob_decode(const cr_key *k, const uint8_t *raw, size_t n, uint32_t ulen, const cr_id *id, cr_buf *out)
+{
+    if (n < CR_CRYPTO_OVERHEAD) return cr_error(CR_E_FORMAT, "blob too short (%zu bytes)", n);
+    cr_buf_reset(out);
+    CR_TRY(cr_buf_resize(out, ulen ? ulen : n - CR_CRYPTO_OVERHEAD));
+    _cleanup_buf_ cr_buf scratch = CR_BUF_INIT;
+    return cr_blob_decode_into(k, raw, n, ulen, id, out->data, &scratch);
 }

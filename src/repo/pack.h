@@ -31,5 +31,10 @@ int cr_repo_pack_header(cr_repo *r, const cr_id *pack, uint64_t size, cr_pack_bl
 /* Decode one stored blob: verify MAC, decrypt, decompress when ulen > 0,
  * check SHA-256 == id.  Plaintext in out (replaced). */
 int cr_blob_decode(const cr_key *k, const uint8_t *raw, size_t n, uint32_t ulen, const cr_id *id, cr_buf *out);
+/* The same into out, which has room for the plaintext (ulen bytes, or
+ * n - 32 when not compressed); scratch holds the compressed plaintext
+ * between decryption and decompression (reused, so no allocation per blob). */
+int cr_blob_decode_into(const cr_key *k, const uint8_t *raw, size_t n, uint32_t ulen, const cr_id *id, uint8_t *out,
+                        cr_buf *scratch);
 
 #endif

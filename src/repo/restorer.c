@@ -1092,10 +1092,12 @@ static int schedule(rs *r)
 
 /* ---- content: workers -------------------------------------------------------------- */
 
+#define NO_DATA SIZE_MAX
+
 typedef struct {
     uint32_t file;
     uint64_t off;
-    const uint8_t *p; /* NULL: nothing to write (zero blob with --sparse, or failed) */
+    size_t at; /* in the worker's batch; NO_DATA: nothing to write (zero blob with --sparse, or failed) */
     size_t len;
 } rs_write;
 
@@ -1107,9 +1109,12 @@ typedef struct {
 
 typedef struct {
     rs *r;
-    cr_buf raw, single, big;
-    cr_buf *plains;
-    size_t nplains, plains_cap, plain_bytes;
+    cr_buf raw, single;
+    /* Decoded blobs waiting to be written, back to back in one buffer
+     * (writes refer to them by offset, so it may move as it grows): about
+     * BATCH_PLAIN_MAX, or one big blob alone. */
+    cr_buf batch;
+    cr_buf zscratch; /* compressed plaintext between decryption and decompression */
     rs_write *writes;
     size_t nwrites, writes_cap;
     struct iovec *iov;
@@ -1256,7 +1261,7 @@ static void flush_file(worker *w, rs_write *v, size_t n)
     rs_file *f = &r->files[v[0].file];
     pthread_mutex_t *lk = &r->file_locks[v[0].file % FILE_LOCKS];
     bool any = false;
-    for (size_t i = 0; i < n; i++) any |= v[i].p != NULL;
+    for (size_t i = 0; i < n; i++) any |= v[i].at != NO_DATA;
     int fd = -1;
     if (any) {
         pthread_mutex_lock(lk);
@@ -1264,14 +1269,14 @@ static void flush_file(worker *w, rs_write *v, size_t n)
         pthread_mutex_unlock(lk);
     }
     for (size_t i = 0; fd >= 0 && i < n;) {
-        if (!v[i].p) {
+        if (v[i].at == NO_DATA) {
             i++;
             continue;
         }
         int k = 0;
         uint64_t start = v[i].off, end = start;
-        while (i < n && v[i].p && v[i].off == end && k < IOV_MAX) {
-            w->iov[k++] = (struct iovec){.iov_base = (void *)v[i].p, .iov_len = v[i].len};
+        while (i < n && v[i].at != NO_DATA && v[i].off == end && k < IOV_MAX) {
+            w->iov[k++] = (struct iovec){.iov_base = w->batch.data + v[i].at, .iov_len = v[i].len};
             end += v[i].len;
             i++;
         }
@@ -1302,8 +1307,7 @@ static void flush(worker *w)
         i = j;
     }
     w->nwrites = 0;
-    w->nplains = 0;
-    w->plain_bytes = 0;
+    w->batch.len = 0;
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -1311,9 +1315,22 @@ static bool all_zero(const uint8_t *p, size_t n)
     return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
+/* Decode one stored copy of a blob to the end of the batch: true when it
+ * verified (the batch then holds it), false with the batch as it was. */
+static int decode_append(worker *w, const uint8_t *raw, size_t n, uint32_t ulen, const cr_id *id)
+{
+    if (n < CR_CRYPTO_OVERHEAD) return cr_error(CR_E_FORMAT, "blob too short (%zu bytes)", n);
+    size_t at = w->batch.len, plain = ulen ? ulen : n - CR_CRYPTO_OVERHEAD;
+    CR_TRY(cr_buf_resize(&w->batch, at + plain));
+    int e = cr_blob_decode_into(&w->r->repo->master, raw, n, ulen, id, w->batch.data + at, &w->zscratch);
+    if (e < 0) w->batch.len = at;
+    return e;
+}
+
 /* Decode the blob of needs[i] from the range, or from another copy the
- * index knows of.  On failure the message names blob and pack. */
-static int decode_blob(worker *w, const rs_unit *u, const rs_need *nd, bool range_ok, cr_buf *out, char *why, size_t whysz)
+ * index knows of, appending it to the batch.  On failure the message names
+ * blob and pack. */
+static int decode_blob(worker *w, const rs_unit *u, const rs_need *nd, bool range_ok, char *why, size_t whysz)
 {
     rs *r = w->r;
     const rs_blob *b = &r->blobs[nd->blob];
@@ -1323,13 +1340,13 @@ static int decode_blob(worker *w, const rs_unit *u, const rs_need *nd, bool rang
     int e;
     uint64_t rel = nd->offset - u->off;
     if (range_ok && rel + nd->length <= w->raw.len) {
-        e = cr_blob_decode(&r->repo->master, w->raw.data + rel, nd->length, nd->ulen, &b->id, out);
+        e = decode_append(w, w->raw.data + rel, nd->length, nd->ulen, &b->id);
     } else if (range_ok) {
         e = cr_error(CR_E_FORMAT, "pack is shorter than the index says");
     } else {
         /* the range failed as a whole (e.g. truncated pack): try this blob alone */
         e = cr_be_load(r->repo->be, CR_FILE_PACK, phex, nd->offset, nd->length, &w->single);
-        if (e == 0) e = cr_blob_decode(&r->repo->master, w->single.data, w->single.len, nd->ulen, &b->id, out);
+        if (e == 0) e = decode_append(w, w->single.data, w->single.len, nd->ulen, &b->id);
     }
     if (e == 0) return 0;
     if (e == -ENOMEM) return e;
@@ -1342,16 +1359,16 @@ static int decode_blob(worker *w, const rs_unit *u, const rs_need *nd, bool rang
         if (alt[k].length > BLOB_MAX || alt[k].ulen > BLOB_MAX) continue;
         cr_id_to_hex(&r->repo->index->packs[alt[k].pack], phex);
         if (cr_be_load(r->repo->be, CR_FILE_PACK, phex, alt[k].offset, alt[k].length, &w->single) == 0 &&
-            cr_blob_decode(&r->repo->master, w->single.data, w->single.len, alt[k].ulen, &b->id, out) == 0)
+            decode_append(w, w->single.data, w->single.len, alt[k].ulen, &b->id) == 0)
             return 0;
     }
     return e;
 }
 
-static int push_write(worker *w, uint32_t file, uint64_t off, const uint8_t *p, size_t len)
+static int push_write(worker *w, uint32_t file, uint64_t off, size_t at, size_t len)
 {
     CR_TRY(GROW(w->writes, w->writes_cap, w->nwrites + 1));
-    w->writes[w->nwrites++] = (rs_write){.file = file, .off = off, .p = p, .len = len};
+    w->writes[w->nwrites++] = (rs_write){.file = file, .off = off, .at = at, .len = len};
     return 0;
 }
 
@@ -1370,17 +1387,17 @@ static int run_unit(worker *w, const rs_unit *u)
                cr_id_eq(&r->blobs[r->needs[j].blob].id, &r->blobs[r->needs[i].blob].id))
             j++;
         /* Small blobs are gathered (adjacent ones of a file go out in one
-         * pwritev); a big one is written on its own from one reused buffer,
-         * so memory stays at one range, one batch and one big blob. */
+         * pwritev); a big one is written on its own, so memory stays at one
+         * range and one batch of about BATCH_PLAIN_MAX or one big blob. */
         bool big = r->blobs[r->needs[i].blob].plain_len >= BIG_BLOB;
         if (big) flush(w);
-        CR_TRY(GROW(w->plains, w->plains_cap, w->nplains + 1));
-        cr_buf *plain = big ? &w->big : &w->plains[w->nplains];
+        size_t at = w->batch.len;
         char why[512];
-        int e = decode_blob(w, u, &r->needs[i], range_ok, plain, why, sizeof why);
+        int e = decode_blob(w, u, &r->needs[i], range_ok, why, sizeof why);
         if (e == -ENOMEM) return e;
-        bool zero = e == 0 && r->o->sparse && all_zero(plain->data, plain->len);
-        if (e == 0 && !zero && !big) w->nplains++, w->plain_bytes += plain->len;
+        size_t got = w->batch.len - at;
+        bool zero = e == 0 && r->o->sparse && all_zero(w->batch.data + at, got);
+        if (zero) w->batch.len = at; /* nothing to write: a hole */
         for (size_t k = i; k < j; k++) {
             const rs_need *nd = &r->needs[k];
             rs_file *f = &r->files[nd->file];
@@ -1388,10 +1405,10 @@ static int run_unit(worker *w, const rs_unit *u)
                 atomic_store(&f->failed, true);
                 file_report(w, f, "%s", why);
             }
-            CR_TRY(push_write(w, nd->file, nd->file_off, e == 0 && !zero ? plain->data : NULL,
-                              e == 0 ? plain->len : r->blobs[nd->blob].plain_len));
+            CR_TRY(push_write(w, nd->file, nd->file_off, e == 0 && !zero ? at : NO_DATA,
+                              e == 0 ? got : r->blobs[nd->blob].plain_len));
         }
-        if (big || w->plain_bytes >= BATCH_PLAIN_MAX) flush(w);
+        if (big || w->batch.len >= BATCH_PLAIN_MAX) flush(w);
         i = j;
     }
     flush(w);
@@ -1403,9 +1420,8 @@ static void worker_free(worker *w)
     dcache_clear(w);
     cr_buf_free(&w->raw);
     cr_buf_free(&w->single);
-    cr_buf_free(&w->big);
-    for (size_t i = 0; i < w->plains_cap; i++) cr_buf_free(&w->plains[i]);
-    free(w->plains);
+    cr_buf_free(&w->batch);
+    cr_buf_free(&w->zscratch);
     free(w->writes);
     free(w->iov);
     cr_buf_free(&w->loc);
