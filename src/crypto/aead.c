@@ -326,6 +326,15 @@ int cr_open(const cr_key *k, const uint8_t *in, size_t n, uint8_t *out)
     return ctr_xor(st, in + CR_IV_SIZE, n - CR_CRYPTO_OVERHEAD, out);
 }
 
+int cr_open_inplace(const cr_key *k, uint8_t *buf, size_t n)
+{
+    cipher_state *st;
+    CR_TRY(check_container(k, buf, n, &st));
+    CR_TRY(ctr_start(st, k->enc, buf));
+    /* a stream cipher: OpenSSL allows out == in */
+    return ctr_xor(st, buf + CR_IV_SIZE, n - CR_CRYPTO_OVERHEAD, buf + CR_IV_SIZE);
+}
+
 void cr_poly1305_aes(const cr_key *k, const uint8_t iv[CR_IV_SIZE], const uint8_t *msg, size_t n,
                      uint8_t tag[CR_MAC_SIZE])
 {

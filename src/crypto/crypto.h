@@ -56,6 +56,10 @@ int cr_seal_final(uint8_t tag[CR_MAC_SIZE]);
  * n < 32 or the IV is all zero, CR_E_AUTH when the MAC does not match
  * (message "ciphertext verification failed"). */
 int cr_open(const cr_key *k, const uint8_t *in, size_t n, uint8_t *out);
+/* cr_open in place: buf holds IV || C || T (n bytes); after the MAC check the
+ * plaintext (n - 32 bytes) replaces C at buf + 16.  Nothing is changed unless
+ * the MAC verifies. */
+int cr_open_inplace(const cr_key *k, uint8_t *buf, size_t n);
 /* Only the MAC check of cr_open (for check --read-data style verification). */
 int cr_verify(const cr_key *k, const uint8_t *in, size_t n);
 

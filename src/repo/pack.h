@@ -34,6 +34,11 @@ int cr_blob_decode(const cr_key *k, const uint8_t *raw, size_t n, uint32_t ulen,
 /* The same into out, which has room for the plaintext (ulen bytes, or
  * n - 32 when not compressed); scratch holds the compressed plaintext
  * between decryption and decompression (reused, so no allocation per blob). */
+/* Decode a blob in the buffer it was read into: decrypted in place (raw is
+ * changed), then decompressed into out when ulen > 0 (room for ulen bytes).
+ * *plain is set to the verified plaintext: raw + 16, or out. */
+int cr_blob_decode_inplace(const cr_key *k, uint8_t *raw, size_t n, uint32_t ulen, const cr_id *id, uint8_t *out,
+                           const uint8_t **plain);
 int cr_blob_decode_into(const cr_key *k, const uint8_t *raw, size_t n, uint32_t ulen, const cr_id *id, uint8_t *out,
                         cr_buf *scratch);
 

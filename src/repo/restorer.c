@@ -1092,13 +1092,19 @@ static int schedule(rs *r)
 
 /* ---- content: workers -------------------------------------------------------------- */
 
-#define NO_DATA SIZE_MAX
+/* Where a decoded blob waits to be written. */
+enum { SRC_NONE, SRC_BATCH, SRC_RAW };
+
+typedef struct {
+    uint8_t src; /* SRC_NONE: nothing to write (zero blob with --sparse, or failed) */
+    size_t at;   /* offset in the worker's batch or raw range */
+    size_t len;
+} rs_place;
 
 typedef struct {
     uint32_t file;
     uint64_t off;
-    size_t at; /* in the worker's batch; NO_DATA: nothing to write (zero blob with --sparse, or failed) */
-    size_t len;
+    rs_place from;
 } rs_write;
 
 typedef struct {
@@ -1109,8 +1115,10 @@ typedef struct {
 
 typedef struct {
     rs *r;
+    /* The range read from the pack; uncompressed blobs are decrypted in
+     * place and written from there. */
     cr_buf raw, single;
-    /* Decoded blobs waiting to be written, back to back in one buffer
+    /* Decompressed blobs waiting to be written, back to back in one buffer
      * (writes refer to them by offset, so it may move as it grows): about
      * BATCH_PLAIN_MAX, or one big blob alone. */
     cr_buf batch;
@@ -1254,6 +1262,11 @@ static bool pwritev_all(int fd, struct iovec *iov, int n, uint64_t off)
     return true;
 }
 
+static uint8_t *place_data(worker *w, const rs_place *p)
+{
+    return (p->src == SRC_RAW ? w->raw.data : w->batch.data) + p->at;
+}
+
 /* Write one file's batch: runs of adjacent blobs go out in one pwritev. */
 static void flush_file(worker *w, rs_write *v, size_t n)
 {
@@ -1261,7 +1274,7 @@ static void flush_file(worker *w, rs_write *v, size_t n)
     rs_file *f = &r->files[v[0].file];
     pthread_mutex_t *lk = &r->file_locks[v[0].file % FILE_LOCKS];
     bool any = false;
-    for (size_t i = 0; i < n; i++) any |= v[i].at != NO_DATA;
+    for (size_t i = 0; i < n; i++) any |= v[i].from.src != SRC_NONE;
     int fd = -1;
     if (any) {
         pthread_mutex_lock(lk);
@@ -1269,15 +1282,15 @@ static void flush_file(worker *w, rs_write *v, size_t n)
         pthread_mutex_unlock(lk);
     }
     for (size_t i = 0; fd >= 0 && i < n;) {
-        if (v[i].at == NO_DATA) {
+        if (v[i].from.src == SRC_NONE) {
             i++;
             continue;
         }
         int k = 0;
         uint64_t start = v[i].off, end = start;
-        while (i < n && v[i].at != NO_DATA && v[i].off == end && k < IOV_MAX) {
-            w->iov[k++] = (struct iovec){.iov_base = w->batch.data + v[i].at, .iov_len = v[i].len};
-            end += v[i].len;
+        while (i < n && v[i].from.src != SRC_NONE && v[i].off == end && k < IOV_MAX) {
+            w->iov[k++] = (struct iovec){.iov_base = place_data(w, &v[i].from), .iov_len = v[i].from.len};
+            end += v[i].from.len;
             i++;
         }
         if (!pwritev_all(fd, w->iov, k, start)) {
@@ -1298,7 +1311,7 @@ static void flush(worker *w)
     /* progress counts content handled, also when a blob failed: before
      * the writes, so a file completing below is already fully counted */
     uint64_t handled = 0;
-    for (size_t i = 0; i < w->nwrites; i++) handled += w->writes[i].len;
+    for (size_t i = 0; i < w->nwrites; i++) handled += w->writes[i].from.len;
     STAT_ADD(w->r, bytes_restored, handled);
     for (size_t i = 0; i < w->nwrites;) {
         size_t j = i + 1;
@@ -1315,22 +1328,43 @@ static bool all_zero(const uint8_t *p, size_t n)
     return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
-/* Decode one stored copy of a blob to the end of the batch: true when it
- * verified (the batch then holds it), false with the batch as it was. */
-static int decode_append(worker *w, const uint8_t *raw, size_t n, uint32_t ulen, const cr_id *id)
+/* Decode one stored copy of a blob to the end of the batch (left as it
+ * was on failure). */
+static int decode_append(worker *w, const uint8_t *raw, size_t n, uint32_t ulen, const cr_id *id, rs_place *out)
 {
     if (n < CR_CRYPTO_OVERHEAD) return cr_error(CR_E_FORMAT, "blob too short (%zu bytes)", n);
     size_t at = w->batch.len, plain = ulen ? ulen : n - CR_CRYPTO_OVERHEAD;
     CR_TRY(cr_buf_resize(&w->batch, at + plain));
     int e = cr_blob_decode_into(&w->r->repo->master, raw, n, ulen, id, w->batch.data + at, &w->zscratch);
     if (e < 0) w->batch.len = at;
+    else *out = (rs_place){.src = SRC_BATCH, .at = at, .len = plain};
     return e;
 }
 
-/* Decode the blob of needs[i] from the range, or from another copy the
- * index knows of, appending it to the batch.  On failure the message names
- * blob and pack. */
-static int decode_blob(worker *w, const rs_unit *u, const rs_need *nd, bool range_ok, char *why, size_t whysz)
+/* Decode a blob where it lies in the range: decrypted in place, and if
+ * compressed, decompressed to the end of the batch.  No copy, no scratch. */
+static int decode_in_range(worker *w, size_t rel, const rs_need *nd, const cr_id *id, rs_place *out)
+{
+    if (nd->length < CR_CRYPTO_OVERHEAD) return cr_error(CR_E_FORMAT, "blob too short (%u bytes)", nd->length);
+    size_t at = w->batch.len;
+    if (nd->ulen) CR_TRY(cr_buf_resize(&w->batch, at + nd->ulen));
+    const uint8_t *plain;
+    int e = cr_blob_decode_inplace(&w->r->repo->master, w->raw.data + rel, nd->length, nd->ulen, id,
+                                   nd->ulen ? w->batch.data + at : NULL, &plain);
+    if (e < 0) {
+        w->batch.len = at;
+        return e;
+    }
+    if (nd->ulen) *out = (rs_place){.src = SRC_BATCH, .at = at, .len = nd->ulen};
+    else *out = (rs_place){.src = SRC_RAW, .at = rel + CR_IV_SIZE, .len = nd->length - CR_CRYPTO_OVERHEAD};
+    return 0;
+}
+
+/* Decode the blob of a need from the range (in place when no later need
+ * reads the same bytes), or from another copy the index knows of.  On
+ * failure the message names blob and pack. */
+static int decode_blob(worker *w, const rs_unit *u, const rs_need *nd, bool range_ok, bool in_place, rs_place *out,
+                       char *why, size_t whysz)
 {
     rs *r = w->r;
     const rs_blob *b = &r->blobs[nd->blob];
@@ -1340,13 +1374,14 @@ static int decode_blob(worker *w, const rs_unit *u, const rs_need *nd, bool rang
     int e;
     uint64_t rel = nd->offset - u->off;
     if (range_ok && rel + nd->length <= w->raw.len) {
-        e = decode_append(w, w->raw.data + rel, nd->length, nd->ulen, &b->id);
+        e = in_place ? decode_in_range(w, (size_t)rel, nd, &b->id, out)
+                     : decode_append(w, w->raw.data + rel, nd->length, nd->ulen, &b->id, out);
     } else if (range_ok) {
         e = cr_error(CR_E_FORMAT, "pack is shorter than the index says");
     } else {
         /* the range failed as a whole (e.g. truncated pack): try this blob alone */
         e = cr_be_load(r->repo->be, CR_FILE_PACK, phex, nd->offset, nd->length, &w->single);
-        if (e == 0) e = decode_append(w, w->single.data, w->single.len, nd->ulen, &b->id);
+        if (e == 0) e = decode_append(w, w->single.data, w->single.len, nd->ulen, &b->id, out);
     }
     if (e == 0) return 0;
     if (e == -ENOMEM) return e;
@@ -1359,16 +1394,16 @@ static int decode_blob(worker *w, const rs_unit *u, const rs_need *nd, bool rang
         if (alt[k].length > BLOB_MAX || alt[k].ulen > BLOB_MAX) continue;
         cr_id_to_hex(&r->repo->index->packs[alt[k].pack], phex);
         if (cr_be_load(r->repo->be, CR_FILE_PACK, phex, alt[k].offset, alt[k].length, &w->single) == 0 &&
-            decode_append(w, w->single.data, w->single.len, alt[k].ulen, &b->id) == 0)
+            decode_append(w, w->single.data, w->single.len, alt[k].ulen, &b->id, out) == 0)
             return 0;
     }
     return e;
 }
 
-static int push_write(worker *w, uint32_t file, uint64_t off, size_t at, size_t len)
+static int push_write(worker *w, uint32_t file, uint64_t off, rs_place from)
 {
     CR_TRY(GROW(w->writes, w->writes_cap, w->nwrites + 1));
-    w->writes[w->nwrites++] = (rs_write){.file = file, .off = off, .at = at, .len = len};
+    w->writes[w->nwrites++] = (rs_write){.file = file, .off = off, .from = from};
     return 0;
 }
 
@@ -1391,22 +1426,26 @@ static int run_unit(worker *w, const rs_unit *u)
          * range and one batch of about BATCH_PLAIN_MAX or one big blob. */
         bool big = r->blobs[r->needs[i].blob].plain_len >= BIG_BLOB;
         if (big) flush(w);
-        size_t at = w->batch.len;
+        /* In place, unless a later need (hostile index) overlaps these bytes. */
+        const rs_need *nd = &r->needs[i];
+        bool in_place = j == end || r->needs[j].offset >= (uint64_t)nd->offset + nd->length;
+        rs_place got = {.src = SRC_NONE};
         char why[512];
-        int e = decode_blob(w, u, &r->needs[i], range_ok, why, sizeof why);
+        int e = decode_blob(w, u, nd, range_ok, in_place, &got, why, sizeof why);
         if (e == -ENOMEM) return e;
-        size_t got = w->batch.len - at;
-        bool zero = e == 0 && r->o->sparse && all_zero(w->batch.data + at, got);
-        if (zero) w->batch.len = at; /* nothing to write: a hole */
+        if (e == 0 && r->o->sparse && all_zero(place_data(w, &got), got.len)) {
+            if (got.src == SRC_BATCH) w->batch.len = got.at;
+            got.src = SRC_NONE; /* nothing to write: a hole */
+        }
+        if (e < 0) got.len = r->blobs[nd->blob].plain_len;
         for (size_t k = i; k < j; k++) {
-            const rs_need *nd = &r->needs[k];
-            rs_file *f = &r->files[nd->file];
+            const rs_need *ndk = &r->needs[k];
+            rs_file *f = &r->files[ndk->file];
             if (e < 0) {
                 atomic_store(&f->failed, true);
                 file_report(w, f, "%s", why);
             }
-            CR_TRY(push_write(w, nd->file, nd->file_off, e == 0 && !zero ? at : NO_DATA,
-                              e == 0 ? got : r->blobs[nd->blob].plain_len));
+            CR_TRY(push_write(w, ndk->file, ndk->file_off, got));
         }
         if (big || w->batch.len >= BATCH_PLAIN_MAX) flush(w);
         i = j;

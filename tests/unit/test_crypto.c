@@ -426,6 +426,11 @@ static void test_open_wrong_mac(void **state)
         assert_string_equal(cr_error_message(), "ciphertext verification failed");
         for (size_t j = 0; j < sizeof out; j++) assert_int_equal(out[j], 0xaa);
         assert_int_equal(cr_verify(&test_key, bad, sizeof bad), CR_E_AUTH);
+        /* in place: refused, and the buffer is left as it was */
+        uint8_t copy[sizeof bad];
+        memcpy(copy, bad, sizeof copy);
+        assert_int_equal(cr_open_inplace(&test_key, bad, sizeof bad), CR_E_AUTH);
+        assert_memory_equal(bad, copy, sizeof copy);
     }
 
     /* Wrong key part: each of the three. */
@@ -516,6 +521,8 @@ static void round_trip(const cr_key *k, size_t n)
     assert_int_equal(cr_verify(k, sealed, n + CR_CRYPTO_OVERHEAD), 0);
     assert_int_equal(cr_open(k, sealed, n + CR_CRYPTO_OVERHEAD, back), 0);
     if (memcmp(back, pt, n) != 0) fail_msg("size %zu: round trip differs", n);
+    assert_int_equal(cr_open_inplace(k, sealed, n + CR_CRYPTO_OVERHEAD), 0);
+    if (memcmp(sealed + CR_IV_SIZE, pt, n) != 0) fail_msg("size %zu: in-place open differs", n);
 
     /* in place: the plaintext already sits behind room for the IV */
     _cleanup_free_ uint8_t *inplace = malloc(n + CR_CRYPTO_OVERHEAD);
