@@ -1275,12 +1275,11 @@ static void flush_file(worker *w, rs_write *v, size_t n)
     pthread_mutex_t *lk = &r->file_locks[v[0].file % FILE_LOCKS];
     bool any = false;
     for (size_t i = 0; i < n; i++) any |= v[i].from.src != SRC_NONE;
-    int fd = -1;
-    if (any) {
-        pthread_mutex_lock(lk);
-        fd = file_fd_locked(w, f);
-        pthread_mutex_unlock(lk);
-    }
+    /* The writes hold the file's lock: the kernel serialises writes to one
+     * file anyway, and its waiters spin while ours sleep (and leave the core
+     * to a worker that decodes). */
+    pthread_mutex_lock(lk);
+    int fd = any ? file_fd_locked(w, f) : -1;
     for (size_t i = 0; fd >= 0 && i < n;) {
         if (v[i].from.src == SRC_NONE) {
             i++;
@@ -1300,6 +1299,7 @@ static void flush_file(worker *w, rs_write *v, size_t n)
             break;
         }
     }
+    pthread_mutex_unlock(lk);
     /* count every handled need; the last one completes the file */
     if (atomic_fetch_sub(&f->pending, (unsigned)n) == (unsigned)n) file_complete(w, v[0].file);
 }
