@@ -146,7 +146,216 @@ static int add_pack(cr_index *idx, const cr_json *p, unsigned version)
     return 0;
 }
 
+/* ---- fast path ---------------------------------------------------------
+ *
+ * Index files are large (a repository of 100,000 small files has one of
+ * 16 MB) and a whole-document tree of them takes about 30 times their entry
+ * count in bytes.  Files as restic writes them are read here in one pass
+ * straight into the entries.  It accepts only a strict subset of JSON (the
+ * keys restic writes, exactly spelled and each once, plain integers, hex IDs)
+ * that the tree reader interprets the same way; anything else, including
+ * every error, goes back to the tree reader, which decides. */
+
+typedef struct {
+    const char *p, *end;
+} scan;
+
+static void sc_ws(scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t')) s->p++;
+}
+
+static bool sc_char(scan *s, char c)
+{
+    sc_ws(s);
+    if (s->p < s->end && *s->p == c) {
+        s->p++;
+        return true;
+    }
+    return false;
+}
+
+/* A string without escapes or control bytes (its bytes in str, len). */
+static bool sc_string(scan *s, const char **str, size_t *len)
+{
+    if (!sc_char(s, '"')) return false;
+    const char *q = s->p;
+    while (q < s->end && *q != '"') {
+        if ((unsigned char)*q < 0x20 || *q == '\\') return false;
+        q++;
+    }
+    if (q >= s->end) return false;
+    *str = s->p;
+    *len = (size_t)(q - s->p);
+    s->p = q + 1;
+    return true;
+}
+
+/* "key": (the colon included) */
+static bool sc_key(scan *s, const char **key, size_t *len)
+{
+    return sc_string(s, key, len) && sc_char(s, ':');
+}
+
+static bool sc_id(scan *s, cr_id *id)
+{
+    const char *str;
+    size_t len;
+    return sc_string(s, &str, &len) && len == CR_ID_HEX && cr_id_from_hex(id, str, len) == 0;
+}
+
+/* A plain non-negative integer that fits in 32 bits. */
+static bool sc_u32(scan *s, uint32_t *out)
+{
+    sc_ws(s);
+    const char *q = s->p;
+    uint64_t v = 0;
+    while (q < s->end && *q >= '0' && *q <= '9' && v <= UINT32_MAX) v = v * 10 + (uint64_t)(*q++ - '0');
+    size_t digits = (size_t)(q - s->p);
+    if (!digits || v > UINT32_MAX || (digits > 1 && *s->p == '0')) return false;
+    if (q < s->end && (*q == '.' || *q == 'e' || *q == 'E' || (*q >= '0' && *q <= '9'))) return false;
+    *out = (uint32_t)v;
+    s->p = q;
+    return true;
+}
+
+static bool key_is(const char *k, size_t n, const char *name)
+{
+    return strlen(name) == n && memcmp(k, name, n) == 0;
+}
+
+/* {"id":..,"type":..,"offset":..,"length":..[,"uncompressed_length":..]} */
+static int fast_blob(scan *s, cr_index *idx, const cr_id *pack, unsigned version)
+{
+    enum { ID = 1, TYPE = 2, OFFSET = 4, LENGTH = 8, ULEN = 16 };
+    cr_index_entry e;
+    memset(&e, 0, sizeof e);
+    unsigned seen = 0;
+    if (!sc_char(s, '{')) return 1;
+    do {
+        const char *k;
+        size_t n;
+        unsigned bit;
+        if (!sc_key(s, &k, &n)) return 1;
+        bool ok;
+        if (key_is(k, n, "id")) bit = ID, ok = sc_id(s, &e.id);
+        else if (key_is(k, n, "offset")) bit = OFFSET, ok = sc_u32(s, &e.offset);
+        else if (key_is(k, n, "length")) bit = LENGTH, ok = sc_u32(s, &e.length);
+        else if (key_is(k, n, "uncompressed_length")) bit = ULEN, ok = sc_u32(s, &e.ulen);
+        else if (key_is(k, n, "type")) {
+            const char *t;
+            size_t tn;
+            bit = TYPE;
+            ok = sc_string(s, &t, &tn) && (key_is(t, tn, "data") || key_is(t, tn, "tree"));
+            if (ok) e.type = t[0] == 'd' ? CR_BLOB_DATA : CR_BLOB_TREE;
+        } else {
+            return 1;
+        }
+        if (!ok || (seen & bit)) return 1;
+        seen |= bit;
+    } while (sc_char(s, ','));
+    if (!sc_char(s, '}') || (seen | ULEN) != (ID | TYPE | OFFSET | LENGTH | ULEN)) return 1;
+    if (e.length < 32 || (e.ulen && version < 2)) return 1; /* errors: the tree reader words them */
+    return cr_index_add(idx, pack, &e);
+}
+
+/* [item, ...] with fn reading one item; 0, 1 (not for the fast path) or an error. */
+static int fast_array(scan *s, int (*fn)(scan *, cr_index *, const void *, unsigned), cr_index *idx, const void *arg,
+                      unsigned version)
+{
+    if (!sc_char(s, '[')) return 1;
+    if (sc_char(s, ']')) return 0;
+    do {
+        int e = fn(s, idx, arg, version);
+        if (e) return e;
+    } while (sc_char(s, ','));
+    return sc_char(s, ']') ? 0 : 1;
+}
+
+static int fast_blob_item(scan *s, cr_index *idx, const void *pack, unsigned version)
+{
+    return fast_blob(s, idx, pack, version);
+}
+
+/* {"id":..,"blobs":[...]}: "id" first, as restic writes it. */
+static int fast_pack(scan *s, cr_index *idx, const void *unused, unsigned version)
+{
+    (void)unused;
+    const char *k;
+    size_t n;
+    cr_id pack;
+    if (!sc_char(s, '{') || !sc_key(s, &k, &n) || !key_is(k, n, "id") || !sc_id(s, &pack)) return 1;
+    if (!sc_char(s, ',') || !sc_key(s, &k, &n) || !key_is(k, n, "blobs")) return 1;
+    int e = fast_array(s, fast_blob_item, idx, &pack, version);
+    if (e) return e;
+    return sc_char(s, '}') ? 0 : 1;
+}
+
+static int fast_supersedes_item(scan *s, cr_index *idx, const void *unused, unsigned version)
+{
+    (void)idx, (void)unused, (void)version;
+    const char *str;
+    size_t len;
+    return sc_string(s, &str, &len) ? 0 : 1;
+}
+
+/* {["supersedes":[...],]"packs":[...]} (either order, each once) */
+static int fast_index(scan *s, cr_index *idx, unsigned version)
+{
+    bool packs = false, supersedes = false;
+    if (!sc_char(s, '{')) return 1;
+    do {
+        const char *k;
+        size_t n;
+        int e;
+        if (!sc_key(s, &k, &n)) return 1;
+        if (key_is(k, n, "packs") && !packs) {
+            packs = true;
+            e = fast_array(s, fast_pack, idx, NULL, version);
+        } else if (key_is(k, n, "supersedes") && !supersedes) {
+            supersedes = true;
+            e = fast_array(s, fast_supersedes_item, idx, NULL, version);
+        } else {
+            return 1;
+        }
+        if (e) return e;
+    } while (sc_char(s, ','));
+    if (!sc_char(s, '}')) return 1;
+    sc_ws(s);
+    return s->p == s->end ? 0 : 1;
+}
+
+/* Undo what a failed fast pass added (entries and new packs). */
+static void rollback(cr_index *idx, size_t nblobs, size_t npacks, bool sorted)
+{
+    idx->nblobs = nblobs;
+    idx->sorted = sorted;
+    if (idx->npacks == npacks) return;
+    idx->npacks = npacks;
+    size_t mask = idx->pack_slots_cap - 1;
+    memset(idx->pack_slots, 0xff, idx->pack_slots_cap * sizeof *idx->pack_slots);
+    for (size_t i = 0; i < npacks; i++) {
+        size_t s = id_hash(&idx->packs[i]) & mask;
+        while (idx->pack_slots[s] != UINT32_MAX) s = (s + 1) & mask;
+        idx->pack_slots[s] = (uint32_t)i;
+    }
+}
+
+static int add_json_tree(cr_index *idx, const char *json, size_t n, unsigned repo_version);
+
 int cr_index_add_json(cr_index *idx, const char *json, size_t n, unsigned repo_version)
+{
+    size_t nblobs = idx->nblobs, npacks = idx->npacks;
+    bool sorted = idx->sorted;
+    scan s = {json, json + n};
+    int e = fast_index(&s, idx, repo_version);
+    if (e == 0) return 0;
+    rollback(idx, nblobs, npacks, sorted);
+    if (e == -ENOMEM) return e;
+    return add_json_tree(idx, json, n, repo_version);
+}
+
+static int add_json_tree(cr_index *idx, const char *json, size_t n, unsigned repo_version)
 {
     cr_json_doc *doc = NULL;
     CR_TRY(cr_json_parse(json, n, &doc));

@@ -958,6 +958,70 @@ static void test_index_many_packs(void **state)
     cr_index_free(idx);
 }
 
+/* Index files as restic writes them take a one-pass reader; anything else
+ * the tree reader.  Both must give the same index: the vectors read as
+ * they are and with an unknown member in front (which only the tree reader
+ * accepts, and ignores). */
+static void test_index_fast_path_same(void **state)
+{
+    for (size_t i = 0; i < NREPOS; i++) {
+        const cJSON *rv = repo_vec(repo_names[i]);
+        unsigned version = (unsigned)num_member(member(rv, "config"), "version");
+        cr_index *fast = cr_index_new(), *tree = cr_index_new();
+        const cJSON *f;
+        cJSON_ArrayForEach(f, member(rv, "index_files")) {
+            const char *json = str_member(f, "json");
+            assert_int_equal(cr_index_add_json(fast, json, strlen(json), version), 0);
+            const char *brace = strchr(json, '{');
+            assert_non_null(brace);
+            cr_buf other = CR_BUF_INIT;
+            assert_int_equal(cr_buf_printf(&other, "{\"zz\":0,%s", brace + 1), 0);
+            assert_int_equal(cr_index_add_json(tree, (const char *)other.data, other.len, version), 0);
+            cr_buf_free(&other);
+        }
+        assert_int_equal(fast->nblobs, tree->nblobs);
+        assert_int_equal(fast->npacks, tree->npacks);
+        assert_memory_equal(fast->packs, tree->packs, fast->npacks * sizeof *fast->packs);
+        for (size_t k = 0; k < fast->nblobs; k++) {
+            const cr_index_entry *x = &fast->blobs[k], *y = &tree->blobs[k];
+            assert_true(cr_id_eq(&x->id, &y->id));
+            assert_int_equal(x->pack, y->pack);
+            assert_int_equal(x->offset, y->offset);
+            assert_int_equal(x->length, y->length);
+            assert_int_equal(x->ulen, y->ulen);
+            assert_int_equal(x->type, y->type);
+        }
+        cr_index_free(fast);
+        cr_index_free(tree);
+    }
+}
+
+/* A document the one-pass reader gives up on late (a second "packs", which
+ * replaces the first as in Go): what it had added is taken back, packs too. */
+#define P64B "3b359a389f1b2c5f8ddde77b704378a25401bc6bbfc6bc9fa691316a5648c226"
+#define B64B "2a8276bfe9a5f3225965717a95325ac06c6e5f377143bd7029d7b28f609cacd3"
+static void test_index_fast_path_rollback(void **state)
+{
+    cr_index *idx = cr_index_new();
+    const char *json = "{\"packs\":[{\"id\":\"" P64B "\",\"blobs\":[{\"id\":\"" B64B
+                       "\",\"type\":\"data\",\"offset\":0,\"length\":60}]}],\"packs\":[]}";
+    assert_int_equal(cr_index_add_json(idx, json, strlen(json), 2), 0);
+    assert_int_equal(idx->nblobs, 0);
+    assert_int_equal(idx->npacks, 0);
+    uint32_t pos;
+    cr_id pack;
+    assert_int_equal(cr_id_from_hex(&pack, P64B, 64), 0);
+    assert_false(cr_index_find_pack(idx, &pack, &pos));
+    /* the same pack in a good document afterwards gets position 0 */
+    const char *good = "{\"packs\":[{\"id\":\"" P64B "\",\"blobs\":[{\"id\":\"" B64B
+                       "\",\"type\":\"data\",\"offset\":0,\"length\":60}]}]}";
+    assert_int_equal(cr_index_add_json(idx, good, strlen(good), 2), 0);
+    assert_int_equal(idx->nblobs, 1);
+    assert_true(cr_index_find_pack(idx, &pack, &pos));
+    assert_int_equal(pos, 0);
+    cr_index_free(idx);
+}
+
 #define P64 "3b359a389f1b2c5f8ddde77b704378a25401bc6bbfc6bc9fa691316a5648c226"
 #define B64 "2a8276bfe9a5f3225965717a95325ac06c6e5f377143bd7029d7b28f609cacd3"
 
@@ -1186,6 +1250,8 @@ int main(void)
         cmocka_unit_test(test_index_duplicates),
         cmocka_unit_test(test_index_many_packs),
         cmocka_unit_test(test_index_errors),
+        cmocka_unit_test(test_index_fast_path_same),
+        cmocka_unit_test(test_index_fast_path_rollback),
         cmocka_unit_test(test_pack_header_vectors),
         cmocka_unit_test(test_pack_header_synthetic),
     };
