@@ -53,7 +53,7 @@
 #define MiB (1024u * 1024u)
 #define RANGE_GAP_MAX (1 * MiB)     /* read across gaps up to this size    */
 #define RANGE_MAX (4 * MiB)         /* one read, unless a blob is larger   */
-#define BATCH_PLAIN_MAX (4 * MiB)   /* decoded bytes held before writing   */
+#define BATCH_PLAIN_MAX (1 * MiB)   /* decompressed bytes held before writing */
 #define BIG_BLOB (256 * 1024)       /* written alone, from one buffer      */
 #define BLOB_MAX (128u * MiB)       /* larger index entries are refused    */
 #define DEPTH_MAX 2048              /* directory nesting we follow         */
@@ -242,9 +242,10 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
     if (need <= *cap) return 0;
     size_t n = *cap ? *cap : 64;
     while (n < need) n *= 2;
+    /* not cleared: every caller fills the records it adds, and capacity
+     * nobody touches costs no memory */
     void *q = realloc(*p, n * elem);
     if (!q) return cr_error(-ENOMEM, "out of memory");
-    memset((char *)q + *cap * elem, 0, (n - *cap) * elem);
     *p = q;
     *cap = n;
     return 0;
