@@ -1123,7 +1123,9 @@ typedef struct {
      * (writes refer to them by offset, so it may move as it grows): about
      * BATCH_PLAIN_MAX, or one big blob alone. */
     cr_buf batch;
-    cr_buf zscratch; /* compressed plaintext between decryption and decompression */
+    /* compressed plaintext between decryption and decompression, for blobs
+     * not decoded in place (other copies, bytes a later need shares) */
+    cr_buf zscratch;
     rs_write *writes;
     size_t nwrites, writes_cap;
     struct iovec *iov;
