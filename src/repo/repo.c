@@ -183,25 +183,24 @@ int cr_repo_load_unpacked(cr_repo *r, cr_filetype t, const cr_id *id, cr_buf *ou
 int cr_repo_save_unpacked(cr_repo *r, cr_filetype t, const void *json, size_t n, cr_id *id_out)
 {
     if (r->unconfirmed && t != CR_FILE_LOCK) CR_TRY(cr_lock_confirm(r->unconfirmed));
-    _cleanup_buf_ cr_buf plain = CR_BUF_INIT;
-    const uint8_t *p = json;
-    size_t plen = n;
+    /* One buffer, IV room first: compressed (or copied) behind it, then
+     * sealed in place, so the document is not held three more times. */
+    _cleanup_buf_ cr_buf buf = CR_BUF_INIT;
+    CR_TRY(cr_buf_resize(&buf, CR_IV_SIZE));
     if (r->cfg.version >= 2) {
-        _cleanup_buf_ cr_buf z = CR_BUF_INIT;
-        CR_TRY(cr_zstd_compress(json, n, 3, &z));
-        CR_TRY(cr_buf_putc(&plain, 2));
-        CR_TRY(cr_buf_append(&plain, z.data, z.len));
-        p = plain.data;
-        plen = plain.len;
+        CR_TRY(cr_buf_putc(&buf, 2));
+        CR_TRY(cr_zstd_compress_append(json, n, 3, &buf));
+    } else {
+        CR_TRY(cr_buf_append(&buf, json, n));
     }
-    _cleanup_free_ uint8_t *sealed = malloc(plen + CR_CRYPTO_OVERHEAD);
-    if (!sealed) return cr_error(-ENOMEM, "out of memory");
-    CR_TRY(cr_seal(&r->master, p, plen, sealed));
+    size_t plen = buf.len - CR_IV_SIZE;
+    CR_TRY(cr_buf_reserve(&buf, CR_MAC_SIZE));
+    CR_TRY(cr_seal(&r->master, buf.data + CR_IV_SIZE, plen, buf.data));
     cr_id id;
-    cr_sha256(sealed, plen + CR_CRYPTO_OVERHEAD, id.b);
+    cr_sha256(buf.data, plen + CR_CRYPTO_OVERHEAD, id.b);
     char hex[CR_ID_HEX + 1];
     cr_id_to_hex(&id, hex);
-    CR_TRY(cr_be_save(r->be, t, hex, sealed, plen + CR_CRYPTO_OVERHEAD));
+    CR_TRY(cr_be_save(r->be, t, hex, buf.data, plen + CR_CRYPTO_OVERHEAD));
     if (id_out) *id_out = id;
     return 0;
 }
