@@ -215,6 +215,7 @@ static int local_save(cr_backend *b, cr_filetype t, const char *name, const void
 
 typedef struct {
     int fd;
+    char dir[PATH_MAX];      /* for messages */
     char tmp[PATH_MAX + 32]; /* "" for an unnamed file */
 } local_stream;
 
@@ -229,8 +230,8 @@ static int local_stream_open(cr_backend *b, cr_filetype t, void **h)
     local_backend *lb = as_local(b);
     local_stream *s = calloc(1, sizeof *s);
     if (!s) return cr_error(-ENOMEM, "out of memory");
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/%s", lb->root, cr_filetype_dir(t));
+    char *dir = s->dir;
+    snprintf(dir, sizeof s->dir, "%s/%s", lb->root, cr_filetype_dir(t));
     int r = mkdir_p(dir, 0700);
     s->fd = -1;
     if (r == 0 && tmpfile_usable()) s->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
@@ -252,7 +253,7 @@ static int local_stream_write(cr_backend *b, void *h, const void *data, size_t n
     (void)b;
     local_stream *s = h;
     int r = write_fully(s->fd, data, n);
-    return r < 0 ? cr_error_sys(r, "write") : 0;
+    return r < 0 ? s->tmp[0] ? cr_error_sys(r, "write %s", s->tmp) : cr_error_sys(r, "write a new file in %s", s->dir) : 0;
 }
 
 static void local_stream_abort(cr_backend *b, void *h)

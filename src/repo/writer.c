@@ -449,6 +449,17 @@ static int append_blob(cr_writer *w, packer *p, cr_blob_type t, const void *data
     return 0;
 }
 
+/* After a failure: a streamed pack may hold part of a blob, so it must never
+ * be finished; its blobs are lost, which the sticky error reports. */
+static void discard_pack(packer *p)
+{
+    cr_be_stream_abort(p->out);
+    p->out = NULL;
+    p->flushed = 0;
+    p->n = 0;
+    cr_buf_reset(&p->data);
+}
+
 static bool pack_is_full(const cr_writer *w, const packer *p)
 {
     /* Header entries are bounded too: 16 MiB of header is ~400,000 blobs. */
@@ -484,6 +495,7 @@ int cr_writer_save_blob(cr_writer *w, cr_blob_type t, const void *data, size_t n
     if (!p) return fail_sticky(w, cr_error(-ENOMEM, "out of memory"));
     r = append_blob(w, p, t, data, n, &id);
     if (r == 0 && pack_is_full(w, p)) r = finish_pack(w, p);
+    if (r < 0) discard_pack(p);
     give_back(w, p);
     if (r == 0) r = write_pending_index(w, false);
     if (r < 0) return fail_sticky(w, r);

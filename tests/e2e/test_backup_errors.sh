@@ -6,6 +6,8 @@
 #  * some targets missing: warning, exit 3; all missing: exit 1;
 #  * no repository: 10; wrong password: 12; locked exclusively: 11;
 #  * bad flags and combinations: 1;
+#  * the repository refusing a write in the middle of a pack: exit 1, no
+#    snapshot, nothing left behind, the next backup works;
 #  * SIGINT / SIGTERM during a backup: exit 130, no snapshot, the lock
 #    removed, the repository still checks, the next backup works.
 #
@@ -82,6 +84,23 @@ expect_exit 1 cr -r "$REPO" backup --parent ffffffffff "$T/src"
 expect_exit 1 cr -r "$REPO" backup --exclude-file "$T/no-such-file" "$T/src"
 expect_exit 1 env -u RESTIC_PASSWORD RESTIC_CACHE_DIR="$T/cache-crestic" "$CRESTIC" -r "$REPO" backup --stdin
 expect_grep "$ERR" 'cannot read both password and data from stdin' "--stdin without a password source"
+
+section "storage fails in the middle of a pack (file size limit)"
+# Packs are written as they fill: with files limited to 6 MB (SIGXFSZ
+# ignored, so writes fail with EFBIG) the first 16 MiB pack cannot be
+# finished.  No snapshot, no half pack under any name, nothing temporary
+# left, and the next backup works.
+mkdir -p "$T/fsz"
+head -c 12000000 /dev/urandom >"$T/fsz/big"
+N=$(snapshot_count)
+expect_exit 1 bash -c 'trap "" XFSZ; ulimit -f 6000; exec "$@"' sh env RESTIC_CACHE_DIR="$T/cache-crestic" "$CRESTIC" -r "$REPO" backup "$T/fsz"
+expect_grep "$ERR" 'File too large' "the write error reported"
+expect_true "no snapshot after the failed write" test "$(snapshot_count)" = "$N"
+find "$REPO" -name '*tmp*' >"$T/fsz.left"
+expect_empty "$T/fsz.left" "no temporary file left"
+expect_exit 0 rs -r "$REPO" check --read-data
+expect_exit 0 cr -r "$REPO" backup -q "$T/fsz"
+expect_true "snapshot saved by the next backup" test "$(snapshot_count)" = "$((N + 1))"
 
 section "interrupted (SIGINT, SIGTERM)"
 "$PY" - "$T/big" <<'EOF'
