@@ -5,7 +5,9 @@
  *     unchanged, skipped) with the blobs it still needs;
  *  2. content: the needed blobs are grouped by pack and cut into ranges
  *     (gaps over 1 MiB split them); worker threads read each range once,
- *     decode each blob once and pwritev it to every file that needs it;
+ *     decode each blob once (decrypted in place in the range, then written
+ *     from there or decompressed into a small batch) and pwritev it to
+ *     every file that needs it;
  *     the worker that completes a file also sets its metadata through the
  *     open descriptor;
  *  3. pass 2 walks the trees again: symlinks, fifos, devices, hard links,
