@@ -332,9 +332,9 @@ static int write_pending_index(cr_writer *w, bool all)
     if (n) {
         cr_buf json = CR_BUF_INIT;
         r = encode_index(packs, n, &json);
+        free_stored(packs, n); /* before the JSON is compressed: the peak of a backup */
         if (r == 0) r = cr_repo_save_unpacked(w->repo, CR_FILE_INDEX, json.data, json.len, NULL);
         cr_buf_free(&json);
-        free_stored(packs, n);
         if (r == 0) {
             pthread_mutex_lock(&w->mu);
             w->stats.index_files_written++;
@@ -511,6 +511,12 @@ int cr_writer_flush(cr_writer *w)
         if (p->n) {
             int r = finish_pack(w, p);
             if (r < 0) return fail_sticky(w, r);
+        }
+        /* Idle now: give its buffers back before the index is encoded
+         * (made again if the writer goes on). */
+        if (!p->out) {
+            cr_buf_free(&p->data);
+            cr_buf_free(&p->zbuf);
         }
     }
     int r = write_pending_index(w, true);
