@@ -6,7 +6,9 @@
 #     least 5 s (a limit per connection would let them through in about 2 s)
 #   - the User-Agent is crestic/<version>
 #   - request bodies are sent from the caller's memory: a backup to rest:
-#     needs no more memory than one to a local directory
+#     needs no more memory than one to a local directory that takes whole
+#     packs from memory as rest: does (CRESTIC_LOCAL_NO_STREAM; by default the
+#     local backend streams packs and needs less)
 #   - TLS: --cacert (and RESTIC_CACERT), --insecure-tls, a wrong CA refused
 #     with a clear message, --tls-client-cert (and RESTIC_TLS_CLIENT_CERT)
 #     against a server that requires client certificates; restic 0.14 with
@@ -101,7 +103,7 @@ cr -r "$REPO-big" init >/dev/null 2>&1
 if is_sanitized; then
     skip "peak memory under ASan includes its quarantine (checked on the optimised build: ctest label smoke)"
 else
-LOCAL_KB=$(RESTIC_CACHE_DIR=$T/cache-crestic maxrss "$CRESTIC" -r "$T/local-repo" backup "$T/big")
+LOCAL_KB=$(CRESTIC_LOCAL_NO_STREAM=1 RESTIC_CACHE_DIR=$T/cache-crestic maxrss "$CRESTIC" -r "$T/local-repo" backup "$T/big")
 REST_KB=$(RESTIC_CACHE_DIR=$T/cache-crestic maxrss "$CRESTIC" -r "$REPO-big" backup "$T/big")
 if [ "$LOCAL_KB" -gt 0 ] && [ "$REST_KB" -gt 0 ] && [ "$REST_KB" -le $((LOCAL_KB + 12288)) ]; then
     pass "backup of 40 MiB: peak memory to rest: ${REST_KB} KiB, to a local directory ${LOCAL_KB} KiB"
