@@ -236,6 +236,17 @@ int cr_random(void *buf, size_t n)
     return 0;
 }
 
+/* Encrypt and MAC in strides, so each stride is still in cache for the MAC. */
+static int encrypt_and_mac(cipher_state *st, const uint8_t *pt, size_t n, uint8_t *ct)
+{
+    for (size_t off = 0; off < n; off += SEAL_STRIDE) {
+        size_t len = n - off < SEAL_STRIDE ? n - off : SEAL_STRIDE;
+        CR_TRY(ctr_xor(st, pt + off, len, ct + off));
+        CR_TRY(mac_update(st, ct + off, len));
+    }
+    return 0;
+}
+
 int cr_seal_iv(const cr_key *k, const uint8_t iv[CR_IV_SIZE], const uint8_t *pt, size_t n, uint8_t *out)
 {
     /* cr_open refuses a zero IV, so never produce one. */
@@ -246,11 +257,7 @@ int cr_seal_iv(const cr_key *k, const uint8_t iv[CR_IV_SIZE], const uint8_t *pt,
     memcpy(out, iv, CR_IV_SIZE);
     CR_TRY(ctr_start(st, k->enc, iv));
     CR_TRY(mac_start(st, k, iv));
-    for (size_t off = 0; off < n; off += SEAL_STRIDE) {
-        size_t len = n - off < SEAL_STRIDE ? n - off : SEAL_STRIDE;
-        CR_TRY(ctr_xor(st, pt + off, len, ct + off));
-        CR_TRY(mac_update(st, ct + off, len));
-    }
+    CR_TRY(encrypt_and_mac(st, pt, n, ct));
     return mac_final(st, ct + n);
 }
 
@@ -282,12 +289,7 @@ int cr_seal_update(const uint8_t *pt, size_t n, uint8_t *out)
 {
     cipher_state *st;
     CR_TRY(get_state(&st));
-    for (size_t off = 0; off < n; off += SEAL_STRIDE) {
-        size_t len = n - off < SEAL_STRIDE ? n - off : SEAL_STRIDE;
-        CR_TRY(ctr_xor(st, pt + off, len, out + off));
-        CR_TRY(mac_update(st, out + off, len));
-    }
-    return 0;
+    return encrypt_and_mac(st, pt, n, out);
 }
 
 int cr_seal_final(uint8_t tag[CR_MAC_SIZE])

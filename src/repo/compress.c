@@ -125,15 +125,23 @@ int cr_zstd_decompress_exact(const uint8_t *in, size_t n, uint8_t *dst, size_t e
     return 0;
 }
 
-int cr_zstd_compress_append(const uint8_t *in, size_t n, int level, cr_buf *out)
+/* This thread's compression context, set up for one frame at `level`. */
+static ZSTD_CCtx *cctx_for(int level)
 {
     ZSTD_CCtx *c = cctx();
-    if (!c) return cr_error(-ENOMEM, "zstd: cannot create context");
+    if (!c) return NULL;
     ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
     ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
     /* Keep windows small for constrained readers (spec §9): at most 8 MiB. */
     ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, 23);
     ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
+    return c;
+}
+
+int cr_zstd_compress_append(const uint8_t *in, size_t n, int level, cr_buf *out)
+{
+    ZSTD_CCtx *c = cctx_for(level);
+    if (!c) return cr_error(-ENOMEM, "zstd: cannot create context");
     size_t bound = ZSTD_compressBound(n);
     CR_TRY(cr_buf_reserve(out, bound));
     size_t r = ZSTD_compress2(c, out->data + out->len, bound, in, n);
@@ -144,12 +152,8 @@ int cr_zstd_compress_append(const uint8_t *in, size_t n, int level, cr_buf *out)
 
 int cr_zstd_compress_pieces(const uint8_t *in, size_t n, int level, uint8_t *piece, size_t cap, cr_zstd_sink sink, void *ud)
 {
-    ZSTD_CCtx *c = cctx();
+    ZSTD_CCtx *c = cctx_for(level);
     if (!c) return cr_error(-ENOMEM, "zstd: cannot create context");
-    ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
-    ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
-    ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, 23); /* as cr_zstd_compress_append */
-    ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
     /* The input stays in place until the frame ends: no window copy inside zstd. */
     ZSTD_CCtx_setParameter(c, ZSTD_c_stableInBuffer, 1);
     ZSTD_CCtx_setPledgedSrcSize(c, n);
