@@ -29,17 +29,23 @@ static uint64_t id_hash(const cr_id *id)
     return h;
 }
 
-static int grow_pack_slots(cr_index *idx)
+/* Hash every known pack into slots[cap] (cap a power of two, emptied here). */
+static void fill_pack_slots(const cr_index *idx, uint32_t *slots, size_t cap)
 {
-    size_t cap = idx->pack_slots_cap ? idx->pack_slots_cap * 2 : 1024;
-    uint32_t *slots = malloc(cap * sizeof *slots);
-    if (!slots) return cr_error(-ENOMEM, "out of memory");
     memset(slots, 0xff, cap * sizeof *slots);
     for (size_t i = 0; i < idx->npacks; i++) {
         size_t s = id_hash(&idx->packs[i]) & (cap - 1);
         while (slots[s] != UINT32_MAX) s = (s + 1) & (cap - 1);
         slots[s] = (uint32_t)i;
     }
+}
+
+static int grow_pack_slots(cr_index *idx)
+{
+    size_t cap = idx->pack_slots_cap ? idx->pack_slots_cap * 2 : 1024;
+    uint32_t *slots = malloc(cap * sizeof *slots);
+    if (!slots) return cr_error(-ENOMEM, "out of memory");
+    fill_pack_slots(idx, slots, cap);
     free(idx->pack_slots);
     idx->pack_slots = slots;
     idx->pack_slots_cap = cap;
@@ -225,7 +231,7 @@ static bool key_is(const char *k, size_t n, const char *name)
 }
 
 /* {"id":..,"type":..,"offset":..,"length":..[,"uncompressed_length":..]} */
-static int fast_blob(scan *s, cr_index *idx, const cr_id *pack, unsigned version)
+static int fast_blob(scan *s, cr_index *idx, const void *pack, unsigned version)
 {
     enum { ID = 1, TYPE = 2, OFFSET = 4, LENGTH = 8, ULEN = 16 };
     cr_index_entry e;
@@ -272,11 +278,6 @@ static int fast_array(scan *s, int (*fn)(scan *, cr_index *, const void *, unsig
     return sc_char(s, ']') ? 0 : 1;
 }
 
-static int fast_blob_item(scan *s, cr_index *idx, const void *pack, unsigned version)
-{
-    return fast_blob(s, idx, pack, version);
-}
-
 /* {"id":..,"blobs":[...]}: "id" first, as restic writes it. */
 static int fast_pack(scan *s, cr_index *idx, const void *unused, unsigned version)
 {
@@ -286,7 +287,7 @@ static int fast_pack(scan *s, cr_index *idx, const void *unused, unsigned versio
     cr_id pack;
     if (!sc_char(s, '{') || !sc_key(s, &k, &n) || !key_is(k, n, "id") || !sc_id(s, &pack)) return 1;
     if (!sc_char(s, ',') || !sc_key(s, &k, &n) || !key_is(k, n, "blobs")) return 1;
-    int e = fast_array(s, fast_blob_item, idx, &pack, version);
+    int e = fast_array(s, fast_blob, idx, &pack, version);
     if (e) return e;
     return sc_char(s, '}') ? 0 : 1;
 }
@@ -332,13 +333,7 @@ static void rollback(cr_index *idx, size_t nblobs, size_t npacks, bool sorted)
     idx->sorted = sorted;
     if (idx->npacks == npacks) return;
     idx->npacks = npacks;
-    size_t mask = idx->pack_slots_cap - 1;
-    memset(idx->pack_slots, 0xff, idx->pack_slots_cap * sizeof *idx->pack_slots);
-    for (size_t i = 0; i < npacks; i++) {
-        size_t s = id_hash(&idx->packs[i]) & mask;
-        while (idx->pack_slots[s] != UINT32_MAX) s = (s + 1) & mask;
-        idx->pack_slots[s] = (uint32_t)i;
-    }
+    fill_pack_slots(idx, idx->pack_slots, idx->pack_slots_cap);
 }
 
 static int add_json_tree(cr_index *idx, const char *json, size_t n, unsigned repo_version);
