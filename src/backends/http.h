@@ -110,6 +110,11 @@ void cr_http_resp_free(cr_http_resp *resp);
  * A short answer, or a 206 of the wrong length, is -EIO naming req->url.
  * When the answer is exactly the range, its memory is handed over. */
 int cr_http_take_range(const cr_http_req *req, cr_http_resp *resp, cr_buf *out);
+/* The range_len bytes (0: all the rest) at `skip` in an answer's body, into
+ * out (range_off only for messages): for backends that locate the range in
+ * the body themselves.  -EIO naming url when the body is too short. */
+int cr_http_take_part(const char *url, cr_http_resp *resp, uint64_t skip, uint64_t range_off, uint64_t range_len,
+                      cr_buf *out);
 /* The value of the answer's header `name` (case-insensitive; the last one
  * wins), without surrounding blanks, into out[n]; false when absent or
  * longer than n-1 bytes. */

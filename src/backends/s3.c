@@ -590,23 +590,8 @@ static int take_range(const s3_call *c, const char *url, cr_http_resp *resp, cr_
 {
     uint64_t start;
     CR_TRY(body_start(c, url, resp, &start));
-    uint64_t skip64 = c->range ? c->range_off - start : 0;
-    if (skip64 > resp->body.len)
-        return cr_error(-EIO, "GET %s: offset %llu beyond the end of the object (%zu bytes)", url,
-                        (unsigned long long)c->range_off, resp->body.len);
-    size_t skip = (size_t)skip64, avail = resp->body.len - skip;
-    size_t want = c->range_len ? (size_t)c->range_len : avail;
-    if (avail < want)
-        return cr_error(-EIO, "GET %s: short read: wanted %zu bytes at offset %llu, got %zu", url, want,
-                        (unsigned long long)c->range_off, avail);
-    if (skip == 0 && want == resp->body.len) { /* the common case: hand the memory over */
-        cr_buf tmp = *out;
-        *out = resp->body;
-        resp->body = tmp;
-        return 0;
-    }
-    cr_buf_reset(out);
-    return cr_buf_append(out, resp->body.data + skip, want);
+    uint64_t skip = c->range ? c->range_off - start : 0;
+    return cr_http_take_part(url, resp, skip, c->range_off, c->range_len, out);
 }
 
 static int s3_load(cr_backend *b, cr_filetype t, const char *name, uint64_t off, uint64_t len, cr_buf *out)
