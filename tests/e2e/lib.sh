@@ -43,9 +43,9 @@
 #   wait_tcp PORT [SECONDS]       until 127.0.0.1:PORT accepts (default 10 s)
 #   tls_cert DIR                  self-signed cert for 127.0.0.1/localhost:
 #                                 DIR/cert.pem DIR/key.pem
-#   small_source_tree             $T/src for the backend tests (nested folders, an
-#                                 empty file and folder, a 3 MiB random file, a
-#                                 symlink) and its manifest in $T/m.src
+#   small_source_tree [BYTES]     $T/src for the backend tests (nested folders, an
+#                                 empty file and folder, a random file of BYTES,
+#                                 default 3 MiB, a symlink) and its manifest in $T/m.src
 #   need_server_tool DESC CMD     skip the script (fail under CI=true) when
 #                                 CMD is not runnable
 #
@@ -402,11 +402,11 @@ tls_cert() { # DIR
         -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
         -keyout "$1/key.pem" -out "$1/cert.pem" >/dev/null 2>&1
 }
-small_source_tree() {
+small_source_tree() { # [RANDOM_BYTES]
     mkdir -p "$T/src/sub/deeper" "$T/src/empty-dir"
     printf 'hello\n' >"$T/src/hello.txt"
     : >"$T/src/empty"
-    head -c 3145728 /dev/urandom >"$T/src/sub/random.bin"
+    head -c "${1:-3145728}" /dev/urandom >"$T/src/sub/random.bin"
     seq 1 20000 >"$T/src/sub/deeper/numbers.txt"
     ln -s ../hello.txt "$T/src/sub/link"
     manifest --no-atime "$T/src" >"$T/m.src"

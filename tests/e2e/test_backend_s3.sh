@@ -60,13 +60,7 @@ start_s3rver "$T/s3rver"
 wait_tcp "$S3RVER_PORT" 20 || { fail "s3rver did not start"; cat "$T/s3rver/log"; finish; }
 
 # A small tree: nested folders, an empty file, 1.5 MiB of random data, a symlink.
-mkdir -p "$T/src/sub/deeper" "$T/src/empty-dir"
-printf 'hello\n' >"$T/src/hello.txt"
-: >"$T/src/empty"
-head -c 1572864 /dev/urandom >"$T/src/sub/random.bin"
-seq 1 20000 >"$T/src/sub/deeper/numbers.txt"
-ln -s ../hello.txt "$T/src/sub/link"
-manifest --no-atime "$T/src" >"$T/m.src"
+small_source_tree 1572864
 mkdir -p "$T/src2"
 head -c 300000 /dev/urandom >"$T/src2/other.bin"
 
