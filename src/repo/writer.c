@@ -2,6 +2,7 @@
 #include "repo/writer.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,21 @@ typedef struct packer {
 #define STAGE_MAX (512u * 1024)
 #define PIECE_MAX (128u * 1024)
 
+/* A streamed pack written to its end, waiting for its commit: the hash
+ * names it, then fsync and link (cr_be_stream_commit).  That waits for the
+ * disk, so a committer thread does it while the savers fill the next packs
+ * (16 MiB of incompressible data is sealed in about the time its fsync
+ * takes).  At most COMMIT_QUEUE_MAX wait, so a slow disk throttles the
+ * savers and the page cache holds a bounded amount of unsynced packs. */
+typedef struct commit_job {
+    cr_be_stream *out;
+    cr_pack_blob *blobs;
+    size_t n;
+    struct commit_job *next;
+} commit_job;
+
+#define COMMIT_QUEUE_MAX 4
+
 /* An uploaded pack whose entries still wait for an index file. */
 typedef struct {
     cr_id id;
@@ -59,8 +75,16 @@ struct cr_writer {
     cr_index *added;        /* everything stored, merged into repo->index at flush */
     cr_writer_stats stats;
     int sticky_error;
+    char sticky_msg[256];     /* its message: it may come from another thread */
     size_t index_flush;       /* blobs per intermediate index file */
     pthread_mutex_t index_mu; /* serialises index file writes */
+    /* streamed packs waiting for the committer */
+    pthread_mutex_t cq_mu;
+    pthread_cond_t cq_work, cq_room; /* a job was queued / a job is done */
+    commit_job *cq_head, **cq_tailp;
+    size_t cq_busy;                  /* queued or being committed */
+    bool cq_started, cq_stopping;
+    pthread_t committer;
 };
 
 static uint64_t id_hash(const cr_id *id)
@@ -137,6 +161,10 @@ int cr_writer_new(cr_repo *r, const cr_writer_opts *opts, cr_writer **out)
     w->stream = cr_be_can_stream(r->be);
     pthread_mutex_init(&w->mu, NULL);
     pthread_mutex_init(&w->index_mu, NULL);
+    pthread_mutex_init(&w->cq_mu, NULL);
+    pthread_cond_init(&w->cq_work, NULL);
+    pthread_cond_init(&w->cq_room, NULL);
+    w->cq_tailp = &w->cq_head;
     *out = w;
     return 0;
 }
@@ -207,7 +235,8 @@ static int build_header(const packer *p, cr_buf *h)
     return 0;
 }
 
-static int remember_stored(cr_writer *w, const cr_id *pack_id, packer *p)
+/* Record a stored pack for the next index file; takes `blobs` in all cases. */
+static int remember_stored(cr_writer *w, const cr_id *pack_id, cr_pack_blob *blobs, size_t n)
 {
     pthread_mutex_lock(&w->mu);
     int r = 0;
@@ -217,17 +246,16 @@ static int remember_stored(cr_writer *w, const cr_id *pack_id, packer *p)
         if (!sp) r = cr_error(-ENOMEM, "out of memory");
         else w->pending = sp, w->pending_cap = cap;
     }
+    if (r < 0) free(blobs);
     if (r == 0) {
-        w->pending[w->npending++] = (stored_pack){*pack_id, p->blobs, p->n};
-        w->pending_blobs += p->n;
-        for (size_t i = 0; r == 0 && i < p->n; i++) {
-            cr_index_entry e = {.id = p->blobs[i].id, .offset = p->blobs[i].offset, .length = p->blobs[i].length,
-                                .ulen = p->blobs[i].ulen, .type = (uint8_t)p->blobs[i].type};
+        w->pending[w->npending++] = (stored_pack){*pack_id, blobs, n};
+        w->pending_blobs += n;
+        for (size_t i = 0; r == 0 && i < n; i++) {
+            cr_index_entry e = {.id = blobs[i].id, .offset = blobs[i].offset, .length = blobs[i].length,
+                                .ulen = blobs[i].ulen, .type = (uint8_t)blobs[i].type};
             r = cr_index_add(w->added, pack_id, &e);
         }
         w->stats.packs_written++;
-        p->blobs = NULL;
-        p->n = p->cap = 0;
     }
     pthread_mutex_unlock(&w->mu);
     return r;
@@ -249,24 +277,100 @@ static int stage_flush(packer *p)
 }
 
 /* Streamed: the backend names the pack by the hash of what it was given. */
-static int store_streamed(packer *p, cr_id *id)
+static int commit_pack(cr_writer *w, commit_job *j)
+{
+    cr_id id;
+    int r = cr_be_stream_commit(j->out, id.b);
+    if (r == -EEXIST) r = 0; /* identical bytes are already stored */
+    if (r == 0) r = remember_stored(w, &id, j->blobs, j->n);
+    else free(j->blobs);
+    free(j);
+    return r;
+}
+
+static int fail_sticky(cr_writer *w, int r);
+
+static void *committer_main(void *arg)
+{
+    cr_writer *w = arg;
+    pthread_mutex_lock(&w->cq_mu);
+    for (;;) {
+        while (!w->cq_head && !w->cq_stopping) pthread_cond_wait(&w->cq_work, &w->cq_mu);
+        commit_job *j = w->cq_head;
+        if (!j) break;
+        w->cq_head = j->next;
+        if (!w->cq_head) w->cq_tailp = &w->cq_head;
+        bool stopping = w->cq_stopping;
+        pthread_mutex_unlock(&w->cq_mu);
+        if (stopping) { /* the writer is freed unflushed: nothing will index these */
+            cr_be_stream_abort(j->out);
+            free(j->blobs);
+            free(j);
+        } else {
+            int r = commit_pack(w, j);
+            if (r < 0) fail_sticky(w, r);
+        }
+        pthread_mutex_lock(&w->cq_mu);
+        w->cq_busy--;
+        pthread_cond_broadcast(&w->cq_room);
+    }
+    pthread_mutex_unlock(&w->cq_mu);
+    return NULL;
+}
+
+/* Hand a streamed pack, written to its end, to the committer (started on
+ * first use; without it the pack is committed right here). */
+static int commit_later(cr_writer *w, packer *p)
 {
     CR_TRY(stage_flush(p));
-    cr_be_stream *out = p->out;
-    p->out = NULL; /* commit releases it, whatever happens */
+    commit_job *j = malloc(sizeof *j);
+    if (!j) return cr_error(-ENOMEM, "out of memory");
+    *j = (commit_job){p->out, p->blobs, p->n, NULL};
+    p->out = NULL;
     p->flushed = 0;
-    return cr_be_stream_commit(out, id->b);
+    p->blobs = NULL;
+    p->n = p->cap = 0;
+    pthread_mutex_lock(&w->cq_mu);
+    if (!w->cq_started) w->cq_started = pthread_create(&w->committer, NULL, committer_main, w) == 0;
+    bool queued = w->cq_started;
+    if (queued) {
+        while (w->cq_busy >= COMMIT_QUEUE_MAX) pthread_cond_wait(&w->cq_room, &w->cq_mu);
+        *w->cq_tailp = j;
+        w->cq_tailp = &j->next;
+        w->cq_busy++;
+        pthread_cond_signal(&w->cq_work);
+    }
+    pthread_mutex_unlock(&w->cq_mu);
+    return queued ? 0 : commit_pack(w, j);
 }
 
-static int store_in_memory(cr_writer *w, packer *p, cr_id *id)
+/* Until every queued pack is committed (or has failed). */
+static void wait_commits(cr_writer *w)
 {
-    cr_sha256(p->data.data, p->data.len, id->b);
-    char hex[CR_ID_HEX + 1];
-    cr_id_to_hex(id, hex);
-    return cr_be_save(w->repo->be, CR_FILE_PACK, hex, p->data.data, p->data.len);
+    pthread_mutex_lock(&w->cq_mu);
+    while (w->cq_busy) pthread_cond_wait(&w->cq_room, &w->cq_mu);
+    pthread_mutex_unlock(&w->cq_mu);
 }
 
-/* Seal the header, append its length, name the pack by its hash, store it. */
+static int store_in_memory(cr_writer *w, packer *p)
+{
+    cr_id id;
+    cr_sha256(p->data.data, p->data.len, id.b);
+    char hex[CR_ID_HEX + 1];
+    cr_id_to_hex(&id, hex);
+    int r = cr_be_save(w->repo->be, CR_FILE_PACK, hex, p->data.data, p->data.len);
+    if (r == -EEXIST) r = 0; /* identical bytes are already stored */
+    CR_TRY(r);
+    cr_buf_reset(&p->data);
+    cr_pack_blob *blobs = p->blobs;
+    size_t n = p->n;
+    p->blobs = NULL;
+    p->n = p->cap = 0;
+    return remember_stored(w, &id, blobs, n);
+}
+
+/* Seal the header, append its length; the pack is then named by its hash
+ * and stored (streamed: by the committer). */
 static int finish_pack(cr_writer *w, packer *p)
 {
     _cleanup_buf_ cr_buf header = CR_BUF_INIT;
@@ -277,12 +381,7 @@ static int finish_pack(cr_writer *w, packer *p)
     p->data.len += hlen;
     put_le32(p->data.data + p->data.len, (uint32_t)hlen);
     p->data.len += 4;
-    cr_id id;
-    int r = p->out ? store_streamed(p, &id) : store_in_memory(w, p, &id);
-    if (r == -EEXIST) r = 0; /* identical bytes are already stored */
-    CR_TRY(r);
-    cr_buf_reset(&p->data);
-    return remember_stored(w, &id, p);
+    return p->out ? commit_later(w, p) : store_in_memory(w, p);
 }
 
 /* ---- index files ------------------------------------------------------ */
@@ -469,9 +568,24 @@ static bool pack_is_full(const cr_writer *w, const packer *p)
 static int fail_sticky(cr_writer *w, int r)
 {
     pthread_mutex_lock(&w->mu);
-    if (!w->sticky_error) w->sticky_error = r;
+    if (!w->sticky_error) {
+        w->sticky_error = r;
+        snprintf(w->sticky_msg, sizeof w->sticky_msg, "%s", cr_error_message());
+    }
     pthread_mutex_unlock(&w->mu);
     return r;
+}
+
+/* The first failure of any thread, as this thread's error. */
+static int sticky(cr_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int r = w->sticky_error;
+    char msg[sizeof w->sticky_msg];
+    memcpy(msg, w->sticky_msg, sizeof msg);
+    pthread_mutex_unlock(&w->mu);
+    if (!r) return 0;
+    return msg[0] ? cr_error(r, "an earlier upload failed: %s", msg) : cr_error(r, "an earlier upload failed");
 }
 
 int cr_writer_save_blob(cr_writer *w, cr_blob_type t, const void *data, size_t n, const cr_id *known_id,
@@ -489,7 +603,7 @@ int cr_writer_save_blob(cr_writer *w, cr_blob_type t, const void *data, size_t n
     int r = w->sticky_error;
     int dup = r ? 1 : seen_insert(w, t, &id, true);
     pthread_mutex_unlock(&w->mu);
-    if (r < 0) return cr_error(r, "an earlier upload failed");
+    if (r < 0) return sticky(w);
     if (dup) return dup < 0 ? dup : 0;
     packer *p = take_packer(w, t);
     if (!p) return fail_sticky(w, cr_error(-ENOMEM, "out of memory"));
@@ -505,7 +619,7 @@ int cr_writer_save_blob(cr_writer *w, cr_blob_type t, const void *data, size_t n
 
 int cr_writer_flush(cr_writer *w)
 {
-    if (w->sticky_error) return cr_error(w->sticky_error, "an earlier upload failed");
+    CR_TRY(sticky(w));
     for (size_t i = 0; i < w->neveryone; i++) {
         packer *p = w->everyone[i];
         if (p->n) {
@@ -519,6 +633,8 @@ int cr_writer_flush(cr_writer *w)
             cr_buf_free(&p->zbuf);
         }
     }
+    wait_commits(w);
+    CR_TRY(sticky(w));
     int r = write_pending_index(w, true);
     if (r < 0) return fail_sticky(w, r);
     /* Make the new blobs visible to later lookups through the repository index. */
@@ -542,6 +658,13 @@ void cr_writer_get_stats(cr_writer *w, cr_writer_stats *st)
 void cr_writer_free(cr_writer *w)
 {
     if (!w) return;
+    if (w->cq_started) {
+        pthread_mutex_lock(&w->cq_mu);
+        w->cq_stopping = true;
+        pthread_cond_signal(&w->cq_work);
+        pthread_mutex_unlock(&w->cq_mu);
+        pthread_join(w->committer, NULL);
+    }
     for (size_t i = 0; i < w->neveryone; i++) {
         cr_be_stream_abort(w->everyone[i]->out); /* a pack never finished */
         cr_buf_free(&w->everyone[i]->data);
@@ -556,5 +679,8 @@ void cr_writer_free(cr_writer *w)
     cr_index_free(w->added);
     pthread_mutex_destroy(&w->mu);
     pthread_mutex_destroy(&w->index_mu);
+    pthread_mutex_destroy(&w->cq_mu);
+    pthread_cond_destroy(&w->cq_work);
+    pthread_cond_destroy(&w->cq_room);
     free(w);
 }

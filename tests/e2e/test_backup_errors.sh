@@ -6,8 +6,9 @@
 #  * some targets missing: warning, exit 3; all missing: exit 1;
 #  * no repository: 10; wrong password: 12; locked exclusively: 11;
 #  * bad flags and combinations: 1;
-#  * the repository refusing a write in the middle of a pack: exit 1, no
-#    snapshot, nothing left behind, the next backup works;
+#  * the repository refusing a write in the middle of a pack, or refusing
+#    to name a finished pack: exit 1, no snapshot, nothing left behind, the
+#    next backup works;
 #  * SIGINT / SIGTERM during a backup: exit 130, no snapshot, the lock
 #    removed, the repository still checks, the next backup works.
 #
@@ -100,6 +101,30 @@ find "$REPO" -name '*tmp*' >"$T/fsz.left"
 expect_empty "$T/fsz.left" "no temporary file left"
 expect_exit 0 rs -r "$REPO" check --read-data
 expect_exit 0 cr -r "$REPO" backup -q "$T/fsz"
+expect_true "snapshot saved by the next backup" test "$(snapshot_count)" = "$((N + 1))"
+
+section "storage refuses to name a finished pack"
+# Finished packs are named (fsync, link under data/XX/) by a committer thread
+# while the savers go on.  With every data/XX folder replaced by a plain file,
+# each of those links fails: the failure must still reach the backup with its
+# cause (exit 1, no snapshot, nothing temporary left), and with the folders
+# back the repository checks and the next backup works.
+mkdir -p "$T/nolink"
+head -c 20000000 /dev/urandom >"$T/nolink/big"
+echo small >"$T/nolink/small"
+N=$(snapshot_count)
+mv "$REPO/data" "$T/data.saved"
+mkdir "$REPO/data"
+for i in $(seq 0 255); do : >"$REPO/data/$(printf %02x "$i")"; done
+expect_exit 1 cr -r "$REPO" backup "$T/nolink"
+expect_grep "$ERR" '^Fatal: .*save data/[0-9a-f]*: write .*: Not a directory$' "the failed link named with its cause"
+expect_true "no snapshot after the failed link" test "$(snapshot_count)" = "$N"
+find "$REPO" -name '*tmp*' >"$T/nolink.left"
+expect_empty "$T/nolink.left" "no temporary file left"
+rm -rf "$REPO/data"
+mv "$T/data.saved" "$REPO/data"
+expect_exit 0 rs -r "$REPO" check --read-data
+expect_exit 0 cr -r "$REPO" backup -q "$T/nolink"
 expect_true "snapshot saved by the next backup" test "$(snapshot_count)" = "$((N + 1))"
 
 section "interrupted (SIGINT, SIGTERM)"
