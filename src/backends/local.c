@@ -280,6 +280,9 @@ static int local_stream_commit(cr_backend *b, void *h, cr_filetype t, const char
         *slash = '/';
     }
     if (r == 0 && fsync(s->fd) < 0) r = cr_error_sys(-errno, "write %s", p);
+    /* Durable now, and not read again soon: free its page cache for the next
+     * pack rather than push the user's files out. */
+    if (r == 0) (void)posix_fadvise(s->fd, 0, 0, POSIX_FADV_DONTNEED);
     if (r == 0 && fchmod(s->fd, 0400) < 0) r = cr_error_sys(-errno, "write %s", p);
     if (r == 0) {
         char src[64];

@@ -138,6 +138,25 @@ static ZSTD_CCtx *cctx_for(int level)
     return c;
 }
 
+/* Samples of the incompressibility guess: a sample that shrinks by more than
+ * 1/32 means the blob is worth compressing. */
+#define PROBE_LEN (8u * 1024)
+#define PROBE_MIN_BLOB (64u * 1024)
+
+bool cr_zstd_looks_incompressible(const uint8_t *in, size_t n)
+{
+    if (n < PROBE_MIN_BLOB) return false;
+    ZSTD_CCtx *c = cctx_for(1);
+    if (!c) return false;
+    uint8_t out[PROBE_LEN + 512]; /* > ZSTD_compressBound(PROBE_LEN) */
+    const size_t at[] = {n / 2 - PROBE_LEN / 2, 0, n - PROBE_LEN};
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        size_t r = ZSTD_compress2(c, out, sizeof out, in + at[i], PROBE_LEN);
+        if (ZSTD_isError(r) || r < PROBE_LEN - PROBE_LEN / 32) return false;
+    }
+    return true;
+}
+
 int cr_zstd_compress_append(const uint8_t *in, size_t n, int level, cr_buf *out)
 {
     ZSTD_CCtx *c = cctx_for(level);

@@ -2,6 +2,7 @@
 #ifndef CRESTIC_REPO_COMPRESS_H
 #define CRESTIC_REPO_COMPRESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,10 @@ int cr_zstd_compress(const uint8_t *in, size_t n, int level, cr_buf *out);
  * its failure stops the compression and is returned. */
 typedef int (*cr_zstd_sink)(void *ud, uint8_t *piece, size_t n);
 int cr_zstd_compress_pieces(const uint8_t *in, size_t n, int level, uint8_t *piece, size_t cap, cr_zstd_sink sink, void *ud);
+/* A cheap guess before compressing a data blob: true when samples from its
+ * start, middle and end do not shrink at zstd's fastest level (media,
+ * archives, encrypted files).  Blobs under 64 KiB are never judged. */
+bool cr_zstd_looks_incompressible(const uint8_t *in, size_t n);
 /* Same as cr_zstd_compress, appended after what out already holds. */
 int cr_zstd_compress_append(const uint8_t *in, size_t n, int level, cr_buf *out);
 

@@ -446,10 +446,15 @@ static int write_pending_index(cr_writer *w, bool all)
 
 /* ---- saving blobs ----------------------------------------------------- */
 
-static bool wants_compression(const cr_writer *w, cr_blob_type t, size_t n)
+/* "auto" stores data that zstd could not shrink as it is (valid in v2: an
+ * index entry without uncompressed_length), saving the compressor's pass on
+ * media and archives when writing and zstd's copy when reading. */
+static bool wants_compression(const cr_writer *w, cr_blob_type t, const void *data, size_t n)
 {
     if (w->repo->cfg.version < 2 || n == 0) return false;
-    return t == CR_BLOB_TREE || w->opts.compression != CR_COMPRESS_OFF;
+    if (t == CR_BLOB_TREE) return true;
+    if (w->opts.compression == CR_COMPRESS_OFF) return false;
+    return w->opts.compression != CR_COMPRESS_AUTO || !cr_zstd_looks_incompressible(data, n);
 }
 
 static int compression_level(const cr_writer *w, cr_blob_type t)
@@ -458,11 +463,11 @@ static int compression_level(const cr_writer *w, cr_blob_type t)
 }
 
 /* In memory: compress into zbuf, seal into the pack buffer. */
-static int seal_in_memory(cr_writer *w, packer *p, cr_blob_type t, const void *data, size_t n, size_t *slen)
+static int seal_in_memory(cr_writer *w, packer *p, cr_blob_type t, bool z, const void *data, size_t n, size_t *slen)
 {
     const uint8_t *src = data;
     *slen = n;
-    if (wants_compression(w, t, n)) {
+    if (z) {
         CR_TRY(cr_zstd_compress(data, n, compression_level(w, t), &p->zbuf));
         src = p->zbuf.data;
         *slen = p->zbuf.len;
@@ -497,7 +502,7 @@ static int seal_piece(void *ud, uint8_t *piece, size_t n)
 
 /* Streamed: compress, seal and stage one piece at a time, so that a blob
  * costs PIECE_MAX bytes of memory whatever its size. */
-static int seal_streamed(cr_writer *w, packer *p, cr_blob_type t, const void *data, size_t n, size_t *slen)
+static int seal_streamed(cr_writer *w, packer *p, cr_blob_type t, bool z, const void *data, size_t n, size_t *slen)
 {
     if (!p->out) CR_TRY(cr_be_stream_open(w->repo->be, CR_FILE_PACK, &p->out));
     if (p->zbuf.cap < PIECE_MAX) CR_TRY(cr_buf_reserve(&p->zbuf, PIECE_MAX));
@@ -505,7 +510,7 @@ static int seal_streamed(cr_writer *w, packer *p, cr_blob_type t, const void *da
     CR_TRY(cr_seal_begin(&w->repo->master, iv));
     CR_TRY(stage_put(p, iv, sizeof iv));
     seal_sink sink = {p, 0};
-    if (wants_compression(w, t, n)) {
+    if (z) {
         CR_TRY(cr_zstd_compress_pieces(data, n, compression_level(w, t), p->zbuf.data, PIECE_MAX, seal_piece, &sink));
     } else {
         for (size_t off = 0; off < n; off += PIECE_MAX) {
@@ -531,13 +536,14 @@ static int append_blob(cr_writer *w, packer *p, cr_blob_type t, const void *data
         p->cap = cap;
     }
     size_t offset = pack_len(p), slen;
-    if (w->stream) CR_TRY(seal_streamed(w, p, t, data, n, &slen));
-    else CR_TRY(seal_in_memory(w, p, t, data, n, &slen));
+    bool z = wants_compression(w, t, data, n);
+    if (w->stream) CR_TRY(seal_streamed(w, p, t, z, data, n, &slen));
+    else CR_TRY(seal_in_memory(w, p, t, z, data, n, &slen));
     cr_pack_blob *b = &p->blobs[p->n++];
     b->type = t;
     b->offset = (uint32_t)offset;
     b->length = (uint32_t)(slen + CR_CRYPTO_OVERHEAD);
-    b->ulen = wants_compression(w, t, n) ? (uint32_t)n : 0;
+    b->ulen = z ? (uint32_t)n : 0;
     b->id = *id;
     pthread_mutex_lock(&w->mu);
     if (t == CR_BLOB_TREE) w->stats.tree_blobs++;

@@ -737,6 +737,39 @@ static void test_unpacked_edge(void **state)
     assert_memory_equal(out.data, doc, big);
 }
 
+/* The guess that lets "auto" store media and archives as they are: random
+ * bytes are judged incompressible; anything with a compressible sample at
+ * the start, middle or end, and anything under 64 KiB, is compressed. */
+static void test_incompressible_guess(void **state)
+{
+    (void)state;
+    size_t n = 1 << 20;
+    _cleanup_free_ uint8_t *b = malloc(n);
+    assert_non_null(b);
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        b[i] = (uint8_t)(x >> 24);
+    }
+    assert_true(cr_zstd_looks_incompressible(b, n));
+    assert_false(cr_zstd_looks_incompressible(b, 64 * 1024 - 1));
+    assert_true(cr_zstd_looks_incompressible(b, 64 * 1024));
+    /* one compressible sample is enough: text at the end, zeros at the start, a repeat in the middle */
+    const size_t where[] = {n - 6000, 0, n / 2 - 3000};
+    for (size_t k = 0; k < 3; k++) {
+        _cleanup_free_ uint8_t *c = malloc(n);
+        memcpy(c, b, n);
+        if (k == 0)
+            for (size_t i = 0; i < 6000; i++) c[where[k] + i] = (uint8_t)"the quick brown fox "[i % 20];
+        else if (k == 1) memset(c, 0, 6000);
+        else memcpy(c + where[k] + 3000, c + where[k], 3000);
+        assert_false(cr_zstd_looks_incompressible(c, n));
+    }
+    /* Base64 of random bytes (6 bits a byte) is still worth compressing. */
+    for (size_t i = 0; i < n; i++) b[i] = (uint8_t)"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[b[i] & 63];
+    assert_false(cr_zstd_looks_incompressible(b, n));
+}
+
 /* ---- index files ---------------------------------------------------------- */
 
 static cr_blob_type blob_type_of(const char *s)
@@ -1246,6 +1279,7 @@ int main(void)
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_unpacked_vectors),
         cmocka_unit_test(test_unpacked_edge),
+        cmocka_unit_test(test_incompressible_guess),
         cmocka_unit_test(test_index_vectors),
         cmocka_unit_test(test_index_duplicates),
         cmocka_unit_test(test_index_many_packs),
