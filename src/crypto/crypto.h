@@ -70,6 +70,9 @@ void cr_poly1305_aes(const cr_key *k, const uint8_t iv[CR_IV_SIZE], const uint8_
 
 /* SHA-256. */
 void cr_sha256(const void *p, size_t n, uint8_t out[32]);
+/* SHA-256 of count messages (p[i], n[i]) into out[i]: with SHA-NI two at a
+ * time side by side, nearly twice the rate of one stream (sha256_many.c). */
+void cr_sha256_many(const uint8_t *const *p, const size_t *n, size_t count, uint8_t (*out)[32]);
 typedef struct cr_sha256_ctx cr_sha256_ctx; /* opaque, OpenSSL EVP_MD_CTX inside */
 int cr_sha256_new(cr_sha256_ctx **ctx);
 void cr_sha256_update(cr_sha256_ctx *ctx, const void *p, size_t n);

@@ -92,18 +92,27 @@ int cr_blob_decode_into(const cr_key *k, const uint8_t *raw, size_t n, uint32_t 
     return 0;
 }
 
+int cr_blob_open_inplace(const cr_key *k, uint8_t *raw, size_t n, uint32_t ulen, uint8_t *out, const uint8_t **plain,
+                         size_t *plen)
+{
+    if (n < CR_CRYPTO_OVERHEAD) return cr_error(CR_E_FORMAT, "blob too short (%zu bytes)", n);
+    CR_TRY(cr_open_inplace(k, raw, n));
+    *plain = raw + CR_IV_SIZE;
+    *plen = n - CR_CRYPTO_OVERHEAD;
+    if (ulen) {
+        CR_TRY(cr_zstd_decompress_exact(*plain, *plen, out, ulen));
+        *plain = out;
+        *plen = ulen;
+    }
+    return 0;
+}
+
 int cr_blob_decode_inplace(const cr_key *k, uint8_t *raw, size_t n, uint32_t ulen, const cr_id *id, uint8_t *out,
                            const uint8_t **plain)
 {
-    if (n < CR_CRYPTO_OVERHEAD) return cr_error(CR_E_FORMAT, "blob too short (%zu bytes)", n);
-    size_t plen = n - CR_CRYPTO_OVERHEAD;
-    CR_TRY(cr_open_inplace(k, raw, n));
-    const uint8_t *p = raw + CR_IV_SIZE;
-    if (ulen) {
-        CR_TRY(cr_zstd_decompress_exact(p, plen, out, ulen));
-        p = out;
-        plen = ulen;
-    }
+    const uint8_t *p = NULL;
+    size_t plen = 0;
+    CR_TRY(cr_blob_open_inplace(k, raw, n, ulen, out, &p, &plen));
     cr_id got;
     cr_sha256(p, plen, got.b);
     if (!cr_id_eq(&got, id)) return cr_error(CR_E_AUTH, "blob hash mismatch (content does not match its ID)");

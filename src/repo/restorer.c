@@ -1347,15 +1347,17 @@ static int decode_append(worker *w, const uint8_t *raw, size_t n, uint32_t ulen,
 }
 
 /* Decode a blob where it lies in the range: decrypted in place, and if
- * compressed, decompressed to the end of the batch.  No copy, no scratch. */
-static int decode_in_range(worker *w, size_t rel, const rs_need *nd, const cr_id *id, rs_place *out)
+ * compressed, decompressed to the end of the batch.  No copy, no scratch.
+ * Its hash is not checked here: check_group() does that for a group. */
+static int decode_in_range(worker *w, size_t rel, const rs_need *nd, rs_place *out)
 {
     if (nd->length < CR_CRYPTO_OVERHEAD) return cr_error(CR_E_FORMAT, "blob too short (%u bytes)", nd->length);
     size_t at = w->batch.len;
     if (nd->ulen) CR_TRY(cr_buf_resize(&w->batch, at + nd->ulen));
     const uint8_t *plain;
-    int e = cr_blob_decode_inplace(&w->r->repo->master, w->raw.data + rel, nd->length, nd->ulen, id,
-                                   nd->ulen ? w->batch.data + at : NULL, &plain);
+    size_t plen;
+    int e = cr_blob_open_inplace(&w->r->repo->master, w->raw.data + rel, nd->length, nd->ulen,
+                                 nd->ulen ? w->batch.data + at : NULL, &plain, &plen);
     if (e < 0) {
         w->batch.len = at;
         return e;
@@ -1365,50 +1367,125 @@ static int decode_in_range(worker *w, size_t rel, const rs_need *nd, const cr_id
     return 0;
 }
 
-/* Decode the blob of a need from the range (in place when no later need
- * reads the same bytes), or from another copy the index knows of.  On
- * failure the message names blob and pack. */
-static int decode_blob(worker *w, const rs_unit *u, const rs_need *nd, bool range_ok, bool in_place, rs_place *out,
-                       char *why, size_t whysz)
+/* "blob B in pack P: <the current error>" */
+static void describe_failure(worker *w, const rs_need *nd, char *why, size_t whysz)
+{
+    char bhex[CR_ID_HEX + 1], phex[CR_ID_HEX + 1];
+    cr_id_to_hex(&w->r->blobs[nd->blob].id, bhex);
+    cr_id_to_hex(&w->r->repo->index->packs[nd->pack], phex);
+    snprintf(why, whysz, "blob %s in pack %s: %s", bhex, phex, cr_error_message());
+}
+
+/* The first try of a need: its copy in this pack.  In place (the common
+ * case) *verified stays false and the caller checks the hash; the other
+ * ways check it themselves. */
+static int decode_here(worker *w, const rs_unit *u, const rs_need *nd, bool range_ok, bool in_place, rs_place *out,
+                       bool *verified)
 {
     rs *r = w->r;
-    const rs_blob *b = &r->blobs[nd->blob];
-    char bhex[CR_ID_HEX + 1], phex[CR_ID_HEX + 1];
-    cr_id_to_hex(&b->id, bhex);
-    cr_id_to_hex(&r->repo->index->packs[nd->pack], phex);
-    int e;
+    const cr_id *id = &r->blobs[nd->blob].id;
     uint64_t rel = nd->offset - u->off;
-    if (range_ok && rel + nd->length <= w->raw.len) {
-        e = in_place ? decode_in_range(w, (size_t)rel, nd, &b->id, out)
-                     : decode_append(w, w->raw.data + rel, nd->length, nd->ulen, &b->id, out);
-    } else if (range_ok) {
-        e = cr_error(CR_E_FORMAT, "pack is shorter than the index says");
-    } else {
-        /* the range failed as a whole (e.g. truncated pack): try this blob alone */
-        e = cr_be_load(r->repo->be, CR_FILE_PACK, phex, nd->offset, nd->length, &w->single);
-        if (e == 0) e = decode_append(w, w->single.data, w->single.len, nd->ulen, &b->id, out);
-    }
-    if (e == 0) return 0;
-    if (e == -ENOMEM) return e;
-    snprintf(why, whysz, "blob %s in pack %s: %s", bhex, phex, cr_error_message());
-    /* other copies (restic tries them too) */
+    *verified = !(range_ok && in_place);
+    if (range_ok && rel + nd->length <= w->raw.len)
+        return in_place ? decode_in_range(w, (size_t)rel, nd, out)
+                        : decode_append(w, w->raw.data + rel, nd->length, nd->ulen, id, out);
+    *verified = true;
+    if (range_ok) return cr_error(CR_E_FORMAT, "pack is shorter than the index says");
+    /* the range failed as a whole (e.g. truncated pack): try this blob alone */
+    char phex[CR_ID_HEX + 1];
+    cr_id_to_hex(&r->repo->index->packs[nd->pack], phex);
+    CR_TRY(cr_be_load(r->repo->be, CR_FILE_PACK, phex, nd->offset, nd->length, &w->single));
+    return decode_append(w, w->single.data, w->single.len, nd->ulen, id, out);
+}
+
+/* After the first try failed: the other copies the index knows of (restic
+ * tries them too). */
+static int decode_elsewhere(worker *w, const rs_need *nd, rs_place *out)
+{
+    rs *r = w->r;
+    const cr_id *id = &r->blobs[nd->blob].id;
     size_t count;
-    const cr_index_entry *alt = cr_index_lookup(r->repo->index, CR_BLOB_DATA, &b->id, &count);
+    const cr_index_entry *alt = cr_index_lookup(r->repo->index, CR_BLOB_DATA, id, &count);
     for (size_t k = 0; k < count; k++) {
         if (alt[k].pack == nd->pack && alt[k].offset == nd->offset) continue;
         if (alt[k].length > BLOB_MAX || alt[k].ulen > BLOB_MAX) continue;
+        char phex[CR_ID_HEX + 1];
         cr_id_to_hex(&r->repo->index->packs[alt[k].pack], phex);
         if (cr_be_load(r->repo->be, CR_FILE_PACK, phex, alt[k].offset, alt[k].length, &w->single) == 0 &&
-            decode_append(w, w->single.data, w->single.len, alt[k].ulen, &b->id, out) == 0)
+            decode_append(w, w->single.data, w->single.len, alt[k].ulen, id, out) == 0)
             return 0;
     }
-    return e;
+    return -1;
 }
 
 static int push_write(worker *w, uint32_t file, uint64_t off, rs_place from)
 {
     CR_TRY(GROW(w->writes, w->writes_cap, w->nwrites + 1));
     w->writes[w->nwrites++] = (rs_write){.file = file, .off = off, .from = from};
+    return 0;
+}
+
+/* Blobs decoded, waiting for their hash check and their writes.  Their
+ * hashes are computed together (cr_sha256_many: two at a time with SHA-NI),
+ * so a group holds up to GROUP_MAX blobs or about GROUP_PLAIN_MAX bytes. */
+#define GROUP_MAX 8
+#define GROUP_PLAIN_MAX (4 * MiB)
+
+typedef struct {
+    size_t i, j;   /* the needs served by this decode: [i, j) */
+    rs_place got;
+    int e;
+    bool verified;
+    char why[512];
+} rs_pending;
+
+static void check_group(worker *w, rs_pending *g, size_t ng)
+{
+    const uint8_t *p[GROUP_MAX];
+    size_t n[GROUP_MAX], which[GROUP_MAX], k = 0;
+    uint8_t h[GROUP_MAX][32];
+    for (size_t i = 0; i < ng; i++) {
+        if (g[i].e < 0 || g[i].verified) continue;
+        p[k] = place_data(w, &g[i].got);
+        n[k] = g[i].got.len;
+        which[k++] = i;
+    }
+    cr_sha256_many(p, n, k, h);
+    for (size_t m = 0; m < k; m++) {
+        rs_pending *pe = &g[which[m]];
+        const rs_need *nd = &w->r->needs[pe->i];
+        if (memcmp(h[m], w->r->blobs[nd->blob].id.b, 32) == 0) continue;
+        if (pe->got.src == SRC_BATCH && pe->got.at + pe->got.len == w->batch.len) w->batch.len = pe->got.at;
+        pe->e = cr_error(CR_E_AUTH, "blob hash mismatch (content does not match its ID)");
+        describe_failure(w, nd, pe->why, sizeof pe->why);
+    }
+}
+
+/* Check the group, try other copies of what failed, queue the writes. */
+static int finish_group(worker *w, rs_pending *g, size_t ng)
+{
+    rs *r = w->r;
+    check_group(w, g, ng);
+    for (size_t gi = 0; gi < ng; gi++) {
+        rs_pending *pe = &g[gi];
+        const rs_need *nd = &r->needs[pe->i];
+        if (pe->e < 0 && decode_elsewhere(w, nd, &pe->got) == 0) pe->e = 0;
+        rs_place got = pe->got;
+        if (pe->e == 0 && r->o->sparse && all_zero(place_data(w, &got), got.len)) {
+            if (got.src == SRC_BATCH && got.at + got.len == w->batch.len) w->batch.len = got.at;
+            got.src = SRC_NONE; /* nothing to write: a hole */
+        }
+        if (pe->e < 0) got = (rs_place){.src = SRC_NONE, .len = r->blobs[nd->blob].plain_len};
+        for (size_t k = pe->i; k < pe->j; k++) {
+            const rs_need *ndk = &r->needs[k];
+            rs_file *f = &r->files[ndk->file];
+            if (pe->e < 0) {
+                atomic_store(&f->failed, true);
+                file_report(w, f, "%s", pe->why);
+            }
+            CR_TRY(push_write(w, ndk->file, ndk->file_off, got));
+        }
+    }
     return 0;
 }
 
@@ -1419,6 +1496,9 @@ static int run_unit(worker *w, const rs_unit *u)
     char phex[CR_ID_HEX + 1];
     cr_id_to_hex(&r->repo->index->packs[nd0->pack], phex);
     bool range_ok = cr_be_load(r->repo->be, CR_FILE_PACK, phex, u->off, u->len, &w->raw) == 0;
+    rs_pending g[GROUP_MAX];
+    size_t ng = 0, gplain = 0;
+    bool gbig = false;
     for (size_t i = u->first, end = u->first + u->count; i < end;) {
         /* one decode per blob; an index (hostile) mapping two IDs to one
          * place gets one decode per ID, and the hash check sorts them out */
@@ -1426,34 +1506,26 @@ static int run_unit(worker *w, const rs_unit *u)
         while (j < end && r->needs[j].offset == r->needs[i].offset &&
                cr_id_eq(&r->blobs[r->needs[j].blob].id, &r->blobs[r->needs[i].blob].id))
             j++;
-        /* Small blobs are gathered (adjacent ones of a file go out in one
-         * pwritev); a big one is written on its own, so memory stays at one
-         * range and one batch of about BATCH_PLAIN_MAX or one big blob. */
-        bool big = r->blobs[r->needs[i].blob].plain_len >= BIG_BLOB;
-        if (big) flush(w);
         /* In place, unless a later need (hostile index) overlaps these bytes. */
         const rs_need *nd = &r->needs[i];
         bool in_place = j == end || r->needs[j].offset >= (uint64_t)nd->offset + nd->length;
-        rs_place got = {.src = SRC_NONE};
-        char why[512];
-        int e = decode_blob(w, u, nd, range_ok, in_place, &got, why, sizeof why);
-        if (e == -ENOMEM) return e;
-        if (e == 0 && r->o->sparse && all_zero(place_data(w, &got), got.len)) {
-            if (got.src == SRC_BATCH) w->batch.len = got.at;
-            got.src = SRC_NONE; /* nothing to write: a hole */
-        }
-        if (e < 0) got.len = r->blobs[nd->blob].plain_len;
-        for (size_t k = i; k < j; k++) {
-            const rs_need *ndk = &r->needs[k];
-            rs_file *f = &r->files[ndk->file];
-            if (e < 0) {
-                atomic_store(&f->failed, true);
-                file_report(w, f, "%s", why);
-            }
-            CR_TRY(push_write(w, ndk->file, ndk->file_off, got));
-        }
-        if (big || w->batch.len >= BATCH_PLAIN_MAX) flush(w);
+        rs_pending *pe = &g[ng++];
+        pe->i = i, pe->j = j, pe->got = (rs_place){.src = SRC_NONE};
+        pe->e = decode_here(w, u, nd, range_ok, in_place, &pe->got, &pe->verified);
+        if (pe->e == -ENOMEM) return pe->e;
+        if (pe->e < 0) describe_failure(w, nd, pe->why, sizeof pe->why);
+        size_t plain = r->blobs[nd->blob].plain_len;
+        gplain += plain;
+        gbig |= plain >= BIG_BLOB;
         i = j;
+        if (ng < GROUP_MAX && gplain < GROUP_PLAIN_MAX && i < end) continue;
+        /* Small blobs are gathered (adjacent ones of a file go out in one
+         * pwritev); big ones go out with their group, so memory stays at
+         * one range, one batch and one group. */
+        CR_TRY(finish_group(w, g, ng));
+        if (gbig || w->batch.len >= BATCH_PLAIN_MAX) flush(w);
+        ng = gplain = 0;
+        gbig = false;
     }
     flush(w);
     return 0;

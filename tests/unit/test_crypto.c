@@ -716,6 +716,58 @@ static void test_sha256(void **state)
     cr_sha256_free(NULL);
 }
 
+/* cr_sha256_many against the known answers and against OpenSSL one message
+ * at a time: batches of every tail length around the padding boundaries
+ * (0..200 bytes), of mixed large sizes (so lanes finish at different times
+ * and pick up the next message), and of messages that share their bytes. */
+static void test_sha256_many(void **state)
+{
+    (void)state;
+    const char *kat[] = {"", "abc", "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"};
+    const char *want[] = {"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                          "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+                          "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"};
+    const uint8_t *kp[3];
+    size_t kn[3];
+    uint8_t kd[3][32];
+    for (int i = 0; i < 3; i++) kp[i] = (const uint8_t *)kat[i], kn[i] = strlen(kat[i]);
+    cr_sha256_many(kp, kn, 3, kd);
+    for (int i = 0; i < 3; i++) assert_sha(kd[i], want[i]);
+
+    size_t big = 3 << 20;
+    _cleanup_free_ uint8_t *buf = malloc(big);
+    assert_non_null(buf);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < big; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        buf[i] = (uint8_t)(x >> 32);
+    }
+    enum { N = 201 };
+    const uint8_t *p[N];
+    size_t n[N];
+    uint8_t got[N][32], ref[32];
+    for (size_t i = 0; i < N; i++) p[i] = buf + i * 7, n[i] = i; /* every tail length 0..200 */
+    cr_sha256_many(p, n, N, got);
+    for (size_t i = 0; i < N; i++) {
+        cr_sha256(p[i], n[i], ref);
+        assert_memory_equal(got[i], ref, 32);
+    }
+    for (int round = 0; round < 20; round++) {
+        size_t count = 1 + (size_t)(x % 9);
+        for (size_t i = 0; i < count; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            n[i] = (size_t)(x % (big / 2));
+            p[i] = buf + (size_t)((x >> 21) % (big - n[i])); /* overlapping messages too */
+        }
+        cr_sha256_many(p, n, count, got);
+        for (size_t i = 0; i < count; i++) {
+            cr_sha256(p[i], n[i], ref);
+            assert_memory_equal(got[i], ref, 32);
+        }
+    }
+    cr_sha256_many(p, n, 0, got); /* nothing to do */
+}
+
 /* The IDs of fixture files are the SHA-256 of their bytes (spec §3). */
 static void test_sha256_fixture_file(void **state)
 {
@@ -748,6 +800,7 @@ int main(void)
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_random_and_ct_equal),
         cmocka_unit_test(test_sha256),
+        cmocka_unit_test(test_sha256_many),
         cmocka_unit_test(test_sha256_fixture_file),
     };
     return cmocka_run_group_tests(tests, load_vectors, free_vectors);
