@@ -157,6 +157,8 @@ static void seal_slot_give(cr_archiver *a)
     pthread_mutex_unlock(&a->seal_mu);
 }
 
+static int save_hashed(cr_archiver *a, cr_blob_type t, const void *data, size_t n, cr_id *id, bool *added);
+
 /* Hash here, outside any lock; only new blobs queue for the writer, whose
  * pack buffers are one per thread inside it: data chunks, small files
  * included, take a sealing slot (compressing small files one at a time left
@@ -164,8 +166,14 @@ static void seal_slot_give(cr_archiver *a)
  * one at a time. */
 int arch_save_blob(cr_archiver *a, cr_blob_type t, const void *data, size_t n, cr_id *id, bool *added)
 {
-    *added = false;
     cr_sha256(data, n, id->b);
+    return save_hashed(a, t, data, n, id, added);
+}
+
+/* The same for a blob whose ID (*id) is already computed. */
+static int save_hashed(cr_archiver *a, cr_blob_type t, const void *data, size_t n, cr_id *id, bool *added)
+{
+    *added = false;
     if (cr_writer_has_blob(a->w, t, id)) return 0;
     if (t == CR_BLOB_TREE) pthread_mutex_lock(&a->tree_seal_mu);
     else seal_slot_take(a);
@@ -175,12 +183,15 @@ int arch_save_blob(cr_archiver *a, cr_blob_type t, const void *data, size_t n, c
     return r;
 }
 
-/* Seal one chunk in this thread and record it. */
-static int seal_chunk(cr_archiver *a, arch_file *f, size_t idx, const uint8_t *data, size_t len)
+/* Seal one chunk in this thread and record it; `known` is its ID when
+ * already computed. */
+static int seal_chunk(cr_archiver *a, arch_file *f, size_t idx, const uint8_t *data, size_t len, const cr_id *known)
 {
     cr_id id;
     bool added = false;
-    int r = arch_save_blob(a, CR_BLOB_DATA, data, len, &id, &added);
+    int r;
+    if (known) id = *known, r = save_hashed(a, CR_BLOB_DATA, data, len, &id, &added);
+    else r = arch_save_blob(a, CR_BLOB_DATA, data, len, &id, &added);
     if (r < 0) {
         arch_set_fatal(a, r);
         file_fail(f);
@@ -206,13 +217,18 @@ static void blob_push(cr_archiver *a, const blob_job *j)
     pthread_mutex_unlock(&a->bq_mu);
 }
 
-static bool blob_pop(cr_archiver *a, blob_job *j)
+/* Wait for a chunk, and take up to SAVER_TAKE - 1 more that are already
+ * there: their IDs are hashed together (cr_sha256_many, two lanes that each
+ * take the next chunk when theirs ends, so only the last one runs alone).
+ * Returns how many (0: closed). */
+#define SAVER_TAKE 4
+static size_t blob_pop(cr_archiver *a, blob_job j[SAVER_TAKE])
 {
     pthread_mutex_lock(&a->bq_mu);
     while (!a->bq_len && !a->bq_closed) pthread_cond_wait(&a->bq_nonempty, &a->bq_mu);
-    bool got = a->bq_len > 0;
-    if (got) {
-        *j = a->bq[a->bq_head];
+    size_t got = 0;
+    while (got < SAVER_TAKE && a->bq_len) {
+        j[got++] = a->bq[a->bq_head];
         a->bq_head = (a->bq_head + 1) % a->bq_cap;
         a->bq_len--;
         pthread_cond_signal(&a->bq_nonfull);
@@ -224,12 +240,21 @@ static bool blob_pop(cr_archiver *a, blob_job *j)
 static void *saver_main(void *arg)
 {
     cr_archiver *a = arg;
-    blob_job j;
-    while (blob_pop(a, &j)) {
-        if (!arch_stopped(a)) seal_chunk(a, j.file, j.idx, j.data, j.len);
-        else file_fail(j.file);
-        slab_unref(a, j.s);
-        file_release(a, j.file);
+    blob_job j[SAVER_TAKE];
+    size_t got;
+    while ((got = blob_pop(a, j))) {
+        const uint8_t *p[SAVER_TAKE];
+        size_t n[SAVER_TAKE];
+        cr_id id[SAVER_TAKE];
+        for (size_t k = 0; k < got; k++) p[k] = j[k].data, n[k] = j[k].len;
+        bool stop = arch_stopped(a);
+        if (!stop) cr_sha256_many(p, n, got, (uint8_t(*)[32])id);
+        for (size_t k = 0; k < got; k++) {
+            if (!stop) seal_chunk(a, j[k].file, j[k].idx, j[k].data, j[k].len, &id[k]);
+            else file_fail(j[k].file);
+            slab_unref(a, j[k].s);
+            file_release(a, j[k].file);
+        }
     }
     return NULL;
 }
@@ -240,7 +265,7 @@ static int emit_chunk(cr_archiver *a, arch_file *f, slab *s, const uint8_t *data
     size_t idx = 0;
     CR_TRY(content_slot(f, &idx));
     atomic_fetch_add(&a->bytes_done, len);
-    if (inline_seal || !a->nsavers) return seal_chunk(a, f, idx, data, len);
+    if (inline_seal || !a->nsavers) return seal_chunk(a, f, idx, data, len, NULL);
     atomic_fetch_add(&s->refs, 1);
     atomic_fetch_add(&f->pending, 1);
     blob_push(a, &(blob_job){f, idx, s, data, len});
