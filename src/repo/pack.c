@@ -107,19 +107,6 @@ int cr_blob_open_inplace(const cr_key *k, uint8_t *raw, size_t n, uint32_t ulen,
     return 0;
 }
 
-int cr_blob_decode_inplace(const cr_key *k, uint8_t *raw, size_t n, uint32_t ulen, const cr_id *id, uint8_t *out,
-                           const uint8_t **plain)
-{
-    const uint8_t *p = NULL;
-    size_t plen = 0;
-    CR_TRY(cr_blob_open_inplace(k, raw, n, ulen, out, &p, &plen));
-    cr_id got;
-    cr_sha256(p, plen, got.b);
-    if (!cr_id_eq(&got, id)) return cr_error(CR_E_AUTH, "blob hash mismatch (content does not match its ID)");
-    *plain = p;
-    return 0;
-}
-
 int cr_blob_decode(const cr_key *k, const uint8_t *raw, size_t n, uint32_t ulen, const cr_id *id, cr_buf *out)
 {
     if (n < CR_CRYPTO_OVERHEAD) return cr_error(CR_E_FORMAT, "blob too short (%zu bytes)", n);

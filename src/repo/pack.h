@@ -34,17 +34,14 @@ int cr_blob_decode(const cr_key *k, const uint8_t *raw, size_t n, uint32_t ulen,
 /* The same into out, which has room for the plaintext (ulen bytes, or
  * n - 32 when not compressed); scratch holds the compressed plaintext
  * between decryption and decompression (reused, so no allocation per blob). */
-/* Decode a blob in the buffer it was read into: decrypted in place (raw is
- * changed), then decompressed into out when ulen > 0 (room for ulen bytes).
- * *plain is set to the verified plaintext: raw + 16, or out. */
-int cr_blob_decode_inplace(const cr_key *k, uint8_t *raw, size_t n, uint32_t ulen, const cr_id *id, uint8_t *out,
-                           const uint8_t **plain);
-/* The same without the hash check, for callers that check the plaintext
- * (*plain, *plen bytes) of several blobs at once (cr_sha256_many): until
- * then it is authenticated by its MAC only, not yet known to be that blob. */
-int cr_blob_open_inplace(const cr_key *k, uint8_t *raw, size_t n, uint32_t ulen, uint8_t *out, const uint8_t **plain,
-                         size_t *plen);
 int cr_blob_decode_into(const cr_key *k, const uint8_t *raw, size_t n, uint32_t ulen, const cr_id *id, uint8_t *out,
                         cr_buf *scratch);
+/* Open a blob in the buffer it was read into: MAC verified and decrypted in
+ * place (raw is changed), then decompressed into out when ulen > 0 (room for
+ * ulen bytes); *plain, *plen: the plaintext, raw + 16 or out.  Its SHA-256
+ * is NOT checked: the caller checks it, for several blobs at once
+ * (cr_sha256_many); until then it is authenticated by its MAC only. */
+int cr_blob_open_inplace(const cr_key *k, uint8_t *raw, size_t n, uint32_t ulen, uint8_t *out, const uint8_t **plain,
+                         size_t *plen);
 
 #endif
