@@ -1351,7 +1351,6 @@ static int decode_append(worker *w, const uint8_t *raw, size_t n, uint32_t ulen,
  * Its hash is not checked here: check_group() does that for a group. */
 static int decode_in_range(worker *w, size_t rel, const rs_need *nd, rs_place *out)
 {
-    if (nd->length < CR_CRYPTO_OVERHEAD) return cr_error(CR_E_FORMAT, "blob too short (%u bytes)", nd->length);
     size_t at = w->batch.len;
     if (nd->ulen) CR_TRY(cr_buf_resize(&w->batch, at + nd->ulen));
     const uint8_t *plain;
@@ -1385,11 +1384,12 @@ static int decode_here(worker *w, const rs_unit *u, const rs_need *nd, bool rang
     rs *r = w->r;
     const cr_id *id = &r->blobs[nd->blob].id;
     uint64_t rel = nd->offset - u->off;
-    *verified = !(range_ok && in_place);
-    if (range_ok && rel + nd->length <= w->raw.len)
-        return in_place ? decode_in_range(w, (size_t)rel, nd, out)
-                        : decode_append(w, w->raw.data + rel, nd->length, nd->ulen, id, out);
     *verified = true;
+    if (range_ok && rel + nd->length <= w->raw.len) {
+        if (!in_place) return decode_append(w, w->raw.data + rel, nd->length, nd->ulen, id, out);
+        *verified = false;
+        return decode_in_range(w, (size_t)rel, nd, out);
+    }
     if (range_ok) return cr_error(CR_E_FORMAT, "pack is shorter than the index says");
     /* the range failed as a whole (e.g. truncated pack): try this blob alone */
     char phex[CR_ID_HEX + 1];
