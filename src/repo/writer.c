@@ -276,14 +276,33 @@ static int stage_flush(packer *p)
     return 0;
 }
 
+/* The end of a pack's save, with the save's result r: recorded for the next
+ * index file unless it failed.  Takes `blobs` in all cases. */
+static int pack_saved(cr_writer *w, int r, const cr_id *id, cr_pack_blob *blobs, size_t n)
+{
+    if (r == -EEXIST) r = 0; /* identical bytes are already stored */
+    if (r < 0) {
+        free(blobs);
+        return r;
+    }
+    return remember_stored(w, id, blobs, n);
+}
+
+/* The packer's blob list, handed over; the packer starts a new one. */
+static cr_pack_blob *take_blobs(packer *p, size_t *n)
+{
+    cr_pack_blob *blobs = p->blobs;
+    *n = p->n;
+    p->blobs = NULL;
+    p->n = p->cap = 0;
+    return blobs;
+}
+
 /* Streamed: the backend names the pack by the hash of what it was given. */
 static int commit_pack(cr_writer *w, commit_job *j)
 {
     cr_id id;
-    int r = cr_be_stream_commit(j->out, id.b);
-    if (r == -EEXIST) r = 0; /* identical bytes are already stored */
-    if (r == 0) r = remember_stored(w, &id, j->blobs, j->n);
-    else free(j->blobs);
+    int r = pack_saved(w, cr_be_stream_commit(j->out, id.b), &id, j->blobs, j->n);
     free(j);
     return r;
 }
@@ -325,11 +344,10 @@ static int commit_later(cr_writer *w, packer *p)
     CR_TRY(stage_flush(p));
     commit_job *j = malloc(sizeof *j);
     if (!j) return cr_error(-ENOMEM, "out of memory");
-    *j = (commit_job){p->out, p->blobs, p->n, NULL};
+    *j = (commit_job){.out = p->out};
+    j->blobs = take_blobs(p, &j->n);
     p->out = NULL;
     p->flushed = 0;
-    p->blobs = NULL;
-    p->n = p->cap = 0;
     pthread_mutex_lock(&w->cq_mu);
     if (!w->cq_started) w->cq_started = pthread_create(&w->committer, NULL, committer_main, w) == 0;
     bool queued = w->cq_started;
@@ -359,14 +377,10 @@ static int store_in_memory(cr_writer *w, packer *p)
     char hex[CR_ID_HEX + 1];
     cr_id_to_hex(&id, hex);
     int r = cr_be_save(w->repo->be, CR_FILE_PACK, hex, p->data.data, p->data.len);
-    if (r == -EEXIST) r = 0; /* identical bytes are already stored */
-    CR_TRY(r);
     cr_buf_reset(&p->data);
-    cr_pack_blob *blobs = p->blobs;
-    size_t n = p->n;
-    p->blobs = NULL;
-    p->n = p->cap = 0;
-    return remember_stored(w, &id, blobs, n);
+    size_t n;
+    cr_pack_blob *blobs = take_blobs(p, &n);
+    return pack_saved(w, r, &id, blobs, n);
 }
 
 /* Seal the header, append its length; the pack is then named by its hash
