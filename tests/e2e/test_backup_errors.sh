@@ -87,14 +87,17 @@ expect_exit 1 env -u RESTIC_PASSWORD RESTIC_CACHE_DIR="$T/cache-crestic" "$CREST
 expect_grep "$ERR" 'cannot read both password and data from stdin' "--stdin without a password source"
 
 section "storage fails in the middle of a pack (file size limit)"
-# Packs are written as they fill: with files limited to 6 MB (SIGXFSZ
-# ignored, so writes fail with EFBIG) the first 16 MiB pack cannot be
-# finished.  No snapshot, no half pack under any name, nothing temporary
-# left, and the next backup works.
+# Packs are written as they fill: with files limited to 1000 KiB (SIGXFSZ
+# ignored, so writes fail with EFBIG) a pack cannot be finished.  The data
+# (20 MB, incompressible) is spread over one pack per saver, at most 16 of
+# them, so at least one pack passes the limit on any machine (with 12 MB
+# and a 6000 KiB limit, two savers could share the data evenly enough that
+# no pack failed).  No snapshot, no half pack under any name, nothing
+# temporary left, and the next backup works.
 mkdir -p "$T/fsz"
-head -c 12000000 /dev/urandom >"$T/fsz/big"
+head -c 20000000 /dev/urandom >"$T/fsz/big"
 N=$(snapshot_count)
-expect_exit 1 bash -c 'trap "" XFSZ; ulimit -f 6000; exec "$@"' sh env RESTIC_CACHE_DIR="$T/cache-crestic" "$CRESTIC" -r "$REPO" backup "$T/fsz"
+expect_exit 1 bash -c 'trap "" XFSZ; ulimit -f 1000; exec "$@"' sh env RESTIC_CACHE_DIR="$T/cache-crestic" "$CRESTIC" -r "$REPO" backup "$T/fsz"
 expect_grep "$ERR" 'File too large' "the write error reported"
 expect_true "no snapshot after the failed write" test "$(snapshot_count)" = "$N"
 find "$REPO" -name '*tmp*' >"$T/fsz.left"
