@@ -144,8 +144,8 @@ SHANI static void lane_finish(lane *l, uint8_t out[32])
 
 SHANI static void lane_start(lane *l, size_t msg, const uint8_t *p, size_t n)
 {
+    *l = (lane){.msg = msg, .p = p, .left = n, .total = n, .busy = true};
     lane_init(&l->s);
-    *l = (lane){.s = l->s, .msg = msg, .p = p, .left = n, .total = n, .busy = true};
 }
 
 SHANI static void many_shani(const uint8_t *const *p, const size_t *n, size_t count, uint8_t (*out)[32])
@@ -174,14 +174,15 @@ SHANI static void many_shani(const uint8_t *const *p, const size_t *n, size_t co
 
 static bool have_shani(void)
 {
-    static int known = -1; /* a benign race: every thread computes the same */
-    if (known < 0) {
+    static int known = -1; /* threads racing here all compute the same */
+    int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (k < 0) {
         unsigned a, b, c, d;
-        bool ok = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSSE3) && (c & bit_SSE4_1) &&
-                  __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_SHA);
-        __atomic_store_n(&known, ok, __ATOMIC_RELAXED);
+        k = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSSE3) && (c & bit_SSE4_1) &&
+            __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_SHA);
+        __atomic_store_n(&known, k, __ATOMIC_RELAXED);
     }
-    return __atomic_load_n(&known, __ATOMIC_RELAXED) == 1;
+    return k == 1;
 }
 #else
 static bool have_shani(void)
