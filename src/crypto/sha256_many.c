@@ -148,13 +148,34 @@ SHANI static void lane_start(lane *l, size_t msg, const uint8_t *p, size_t n)
     lane_init(&l->s);
 }
 
+/* Longest first: a lane that frees up takes the longest message left, so
+ * both lanes end close together and little is hashed one lane alone (taken
+ * in their given order, one long message last could run alone for most of
+ * its length).  Batches larger than ORDER_MAX keep their order. */
+#define ORDER_MAX 64
+
+static void longest_first(const size_t *n, size_t count, size_t *order)
+{
+    for (size_t i = 0; i < count; i++) {
+        size_t j = i;
+        for (; j > 0 && n[order[j - 1]] < n[i]; j--) order[j] = order[j - 1];
+        order[j] = i;
+    }
+}
+
 SHANI static void many_shani(const uint8_t *const *p, const size_t *n, size_t count, uint8_t (*out)[32])
 {
     lane ln[2] = {{.busy = false}, {.busy = false}};
-    size_t next = 0;
+    size_t order[ORDER_MAX], next = 0;
+    bool sorted = count <= ORDER_MAX;
+    if (sorted) longest_first(n, count, order);
     for (;;) {
-        for (int i = 0; i < 2; i++)
-            if (!ln[i].busy && next < count) lane_start(&ln[i], next, p[next], n[next]), next++;
+        for (int i = 0; i < 2; i++) {
+            if (ln[i].busy || next == count) continue;
+            size_t m = sorted ? order[next] : next;
+            lane_start(&ln[i], m, p[m], n[m]);
+            next++;
+        }
         if (!ln[0].busy && !ln[1].busy) return;
         for (int i = 0; i < 2; i++) /* a lane with less than a block left is done */
             if (ln[i].busy && ln[i].left < 64) lane_finish(&ln[i], out[ln[i].msg]);

@@ -54,7 +54,7 @@
 
 #define MiB (1024u * 1024u)
 #define RANGE_GAP_MAX (1 * MiB)     /* read across gaps up to this size    */
-#define RANGE_MAX (4 * MiB)         /* one read, unless a blob is larger   */
+#define RANGE_MAX (4 * MiB)        /* one read, unless a blob is larger   */
 #define BATCH_PLAIN_MAX (1 * MiB)   /* decompressed bytes held before writing */
 #define BIG_BLOB (256 * 1024)       /* written alone, from one buffer      */
 #define BLOB_MAX (128u * MiB)       /* larger index entries are refused    */
@@ -1116,6 +1116,25 @@ typedef struct {
     uint64_t used;
 } dcache_slot;
 
+/* Blobs decoded, waiting for their hash check and their writes.  Their
+ * hashes are computed together (cr_sha256_many: two at a time with SHA-NI).
+ * Two lanes are only busy together when no blob is longer than all the
+ * others of its group together, so a group closes at GROUP_PLAIN_MAX only
+ * once it is balanced that way, and takes in the rest of its range when
+ * that rest is small; GROUP_MAX blobs or GROUP_PLAIN_HARD bytes close it
+ * in any case (memory). */
+#define GROUP_MAX 16
+#define GROUP_PLAIN_MAX (4 * MiB)
+#define GROUP_PLAIN_HARD (8 * MiB)
+
+typedef struct {
+    size_t i, j;   /* the needs served by this decode: [i, j) */
+    rs_place got;
+    int e;
+    bool verified;
+    char why[512];
+} rs_pending;
+
 typedef struct {
     rs *r;
     /* The range read from the pack; uncompressed blobs are decrypted in
@@ -1134,6 +1153,11 @@ typedef struct {
     dcache_slot dc[DIRCACHE];
     uint64_t tick;
     cr_buf loc;
+    /* The open group; at the end of a range it may wait for the next one
+     * (carried), so that its hashes pair with that range's blobs. */
+    rs_pending g[GROUP_MAX];
+    size_t ng, gplain, glongest;
+    bool gbig, carried;
 } worker;
 
 static void dcache_clear(worker *w)
@@ -1325,7 +1349,7 @@ static void flush(worker *w)
         i = j;
     }
     w->nwrites = 0;
-    w->batch.len = 0;
+    if (!w->ng) w->batch.len = 0; /* else the open group's blobs are at its end */
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -1425,20 +1449,6 @@ static int push_write(worker *w, uint32_t file, uint64_t off, rs_place from)
     return 0;
 }
 
-/* Blobs decoded, waiting for their hash check and their writes.  Their
- * hashes are computed together (cr_sha256_many: two at a time with SHA-NI),
- * so a group holds up to GROUP_MAX blobs or about GROUP_PLAIN_MAX bytes. */
-#define GROUP_MAX 8
-#define GROUP_PLAIN_MAX (4 * MiB)
-
-typedef struct {
-    size_t i, j;   /* the needs served by this decode: [i, j) */
-    rs_place got;
-    int e;
-    bool verified;
-    char why[512];
-} rs_pending;
-
 static void check_group(worker *w, rs_pending *g, size_t ng)
 {
     const uint8_t *p[GROUP_MAX];
@@ -1450,6 +1460,7 @@ static void check_group(worker *w, rs_pending *g, size_t ng)
         n[k] = g[i].got.len;
         which[k++] = i;
     }
+    if (!k) return;
     cr_sha256_many(p, n, k, h);
     for (size_t m = 0; m < k; m++) {
         rs_pending *pe = &g[which[m]];
@@ -1489,6 +1500,50 @@ static int finish_group(worker *w, rs_pending *g, size_t ng)
     return 0;
 }
 
+static bool balanced(size_t gplain, size_t glongest)
+{
+    return gplain - glongest >= glongest;
+}
+
+/* Whether the open group, with rest bytes left in its range, is to be
+ * checked and written now. */
+static bool group_full(const worker *w, size_t rest)
+{
+    if (w->ng == GROUP_MAX || w->gplain >= GROUP_PLAIN_HARD) return true;
+    if (w->gplain < GROUP_PLAIN_MAX || !balanced(w->gplain, w->glongest)) return false;
+    return rest >= GROUP_PLAIN_MAX / 2;
+}
+
+/* Check and queue the open group.  Small blobs are gathered (adjacent ones
+ * of a file go out in one pwritev); big ones go out with their group, so
+ * memory stays at two ranges, one batch and one group. */
+static int close_group(worker *w)
+{
+    CR_TRY(finish_group(w, w->g, w->ng));
+    bool big = w->gbig;
+    w->ng = w->gplain = w->glongest = 0;
+    w->gbig = w->carried = false;
+    if (big || w->batch.len >= BATCH_PLAIN_MAX) flush(w);
+    return 0;
+}
+
+/* The open group waits for the next range, which replaces this one: its
+ * blobs decrypted in place move to the batch (few bytes: most of the
+ * range went out with closed groups). */
+static int carry_group(worker *w)
+{
+    for (size_t i = 0; i < w->ng; i++) {
+        rs_place *p = &w->g[i].got;
+        if (p->src != SRC_RAW) continue;
+        size_t at = w->batch.len;
+        CR_TRY(cr_buf_resize(&w->batch, at + p->len));
+        memcpy(w->batch.data + at, w->raw.data + p->at, p->len);
+        *p = (rs_place){.src = SRC_BATCH, .at = at, .len = p->len};
+    }
+    w->carried = true;
+    return 0;
+}
+
 static int run_unit(worker *w, const rs_unit *u)
 {
     rs *r = w->r;
@@ -1496,9 +1551,8 @@ static int run_unit(worker *w, const rs_unit *u)
     char phex[CR_ID_HEX + 1];
     cr_id_to_hex(&r->repo->index->packs[nd0->pack], phex);
     bool range_ok = cr_be_load(r->repo->be, CR_FILE_PACK, phex, u->off, u->len, &w->raw) == 0;
-    rs_pending g[GROUP_MAX];
-    size_t ng = 0, gplain = 0;
-    bool gbig = false;
+    size_t rest = 0;
+    for (size_t i = u->first, end = u->first + u->count; i < end; i++) rest += r->blobs[r->needs[i].blob].plain_len;
     for (size_t i = u->first, end = u->first + u->count; i < end;) {
         /* one decode per blob; an index (hostile) mapping two IDs to one
          * place gets one decode per ID, and the hash check sorts them out */
@@ -1509,25 +1563,24 @@ static int run_unit(worker *w, const rs_unit *u)
         /* In place, unless a later need (hostile index) overlaps these bytes. */
         const rs_need *nd = &r->needs[i];
         bool in_place = j == end || r->needs[j].offset >= (uint64_t)nd->offset + nd->length;
-        rs_pending *pe = &g[ng++];
+        rs_pending *pe = &w->g[w->ng++];
         pe->i = i, pe->j = j, pe->got = (rs_place){.src = SRC_NONE};
         pe->e = decode_here(w, u, nd, range_ok, in_place, &pe->got, &pe->verified);
         if (pe->e == -ENOMEM) return pe->e;
         if (pe->e < 0) describe_failure(w, nd, pe->why, sizeof pe->why);
         size_t plain = r->blobs[nd->blob].plain_len;
-        gplain += plain;
-        gbig |= plain >= BIG_BLOB;
+        for (size_t k = i; k < j; k++) rest -= r->blobs[r->needs[k].blob].plain_len;
+        w->gplain += plain;
+        w->glongest = plain > w->glongest ? plain : w->glongest;
+        w->gbig |= plain >= BIG_BLOB;
         i = j;
-        if (ng < GROUP_MAX && gplain < GROUP_PLAIN_MAX && i < end) continue;
-        /* Small blobs are gathered (adjacent ones of a file go out in one
-         * pwritev); big ones go out with their group, so memory stays at
-         * one range, one batch and one group. */
-        CR_TRY(finish_group(w, g, ng));
-        if (gbig || w->batch.len >= BATCH_PLAIN_MAX) flush(w);
-        ng = gplain = 0;
-        gbig = false;
+        if (group_full(w, rest)) CR_TRY(close_group(w));
     }
-    flush(w);
+    /* A group that would be hashed one lane alone waits for the next
+     * range, once (so the batch does not grow on). */
+    if (w->ng && (w->carried || balanced(w->gplain, w->glongest))) CR_TRY(close_group(w));
+    flush(w); /* writes of the closed groups; a carried group's stay */
+    if (w->ng) CR_TRY(carry_group(w));
     return 0;
 }
 
@@ -1558,15 +1611,17 @@ static void *content_worker(void *arg)
     for (int i = 0; i < DIRCACHE; i++) w.dc[i] = (dcache_slot){.dir = NO_DIR, .fd = -1};
     w.iov = calloc(IOV_MAX, sizeof *w.iov);
     if (!w.iov) atomic_store(&r->stop, -ENOMEM);
+    int e = 0;
     while (!interrupted(r)) {
         size_t k = atomic_fetch_add(&r->next_unit, 1);
         if (k >= r->nunits) break;
-        int e = run_unit(&w, &r->units[k]);
-        if (e < 0) {
-            int zero = 0;
-            atomic_compare_exchange_strong(&r->stop, &zero, e);
-            break;
-        }
+        if ((e = run_unit(&w, &r->units[k])) < 0) break;
+    }
+    /* no range left to pair with: the group still carried goes out alone */
+    if (e == 0 && w.ng && !interrupted(r) && (e = close_group(&w)) == 0) flush(&w);
+    if (e < 0) {
+        int zero = 0;
+        atomic_compare_exchange_strong(&r->stop, &zero, e);
     }
     worker_free(&w);
     worker_finished(r);
