@@ -74,6 +74,10 @@ struct cr_backend {
     const cr_backend_stream_ops *stream; /* NULL: saves take whole objects */
     char *location; /* as given, for messages */
     unsigned connections; /* parallel requests worth making */
+    /* A file saved is listed at once, to every client (a local disk
+     * filesystem): a lock's second look for competing locks needs no
+     * delay (lock.c). */
+    bool lists_at_once;
 };
 
 /* Extended options (-o key=value, e.g. "s3.region=eu-west-1"), set once by

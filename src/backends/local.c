@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "util/cleanup.h"
@@ -60,10 +61,33 @@ static int local_new(const char *path, local_backend **out)
     return 0;
 }
 
+/* Filesystems whose directory listings show a new name to every process as
+ * soon as it is linked: the disk filesystems of one machine.  Network and
+ * FUSE filesystems (NFS, SMB, bucket mounts) may cache listings, so they
+ * keep restic's delay. */
+static bool lists_at_once(const char *root)
+{
+    static const unsigned long local_fs[] = {
+        0xEF53,     /* ext2/3/4 */
+        0x58465342, /* xfs */
+        0x9123683E, /* btrfs */
+        0x01021994, /* tmpfs */
+        0x794C7630, /* overlayfs (containers) */
+        0xF2F52010, /* f2fs */
+        0x2FC12FC1, /* zfs */
+    };
+    struct statfs st;
+    if (statfs(root, &st) < 0) return false;
+    for (size_t i = 0; i < sizeof local_fs / sizeof local_fs[0]; i++)
+        if ((unsigned long)st.f_type == local_fs[i]) return true;
+    return false;
+}
+
 static int local_open(const char *path, cr_backend **out)
 {
     local_backend *lb;
     CR_TRY(local_new(path, &lb));
+    lb->base.lists_at_once = lists_at_once(lb->root);
     *out = &lb->base;
     return 0;
 }
@@ -107,6 +131,7 @@ static int local_create(const char *path, cr_backend **out)
         free(lb);
         return r;
     }
+    lb->base.lists_at_once = lists_at_once(lb->root);
     *out = &lb->base;
     return 0;
 }

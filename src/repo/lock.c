@@ -19,6 +19,31 @@
 #define REFRESH_SECONDS (5 * 60)
 #define CHECK_DELAY_NS (200 * 1000 * 1000)
 
+/* How long after writing our lock file the second look waits.  restic
+ * waits 200 ms, so that a lock written at the same time by another process
+ * has become visible in listings.  Where the backend lists a saved file at
+ * once, no wait is needed: of two processes that both missed the other on
+ * their first look, the one that wrote its lock later looks again after
+ * the other's lock is listed, so at least one of them sees the conflict
+ * (an exclusive lock refuses any other lock, so that is enough).
+ * CRESTIC_LOCK_CHECK_DELAY_MS sets the wait (tests: a backend that lists
+ * late). */
+static long check_delay_ns(const cr_repo *r)
+{
+    const char *env = getenv("CRESTIC_LOCK_CHECK_DELAY_MS");
+    if (env && *env) {
+        long ms = strtol(env, NULL, 10);
+        return ms < 0 ? 0 : ms > 10000 ? 10000L * 1000 * 1000 : ms * 1000 * 1000;
+    }
+    return r->be->lists_at_once ? 0 : CHECK_DELAY_NS;
+}
+
+static void sleep_ns(long ns)
+{
+    struct timespec delay = {ns / 1000000000L, ns % 1000000000L};
+    if (ns > 0) nanosleep(&delay, NULL);
+}
+
 int cr_lock_parse(const char *json, size_t n, cr_lock_info *l)
 {
     memset(l, 0, sizeof *l);
@@ -216,8 +241,9 @@ static struct timespec deadline_after(long seconds, long ns)
  * skipped when the lock is released first (there is nothing left to guard). */
 static void second_look(cr_lock *l)
 {
-    struct timespec until = deadline_after(0, CHECK_DELAY_NS);
-    while (!l->stopping && pthread_cond_timedwait(&l->cv, &l->mu, &until) != ETIMEDOUT) {}
+    long delay = check_delay_ns(l->repo);
+    struct timespec until = deadline_after(delay / 1000000000L, delay % 1000000000L);
+    while (delay > 0 && !l->stopping && pthread_cond_timedwait(&l->cv, &l->mu, &until) != ETIMEDOUT) {}
     if (!l->stopping) {
         pthread_mutex_unlock(&l->mu);
         int e = check_others(l->repo, l->exclusive, &l->id);
@@ -256,8 +282,7 @@ static int try_acquire_once(cr_repo *r, bool exclusive, cr_lock *l, bool defer)
     CR_TRY(write_lock(l));
     if (defer) return 0;
     /* Another process may have locked between our check and our write. */
-    struct timespec delay = {0, CHECK_DELAY_NS};
-    nanosleep(&delay, NULL);
+    sleep_ns(check_delay_ns(r));
     int e = check_others(r, exclusive, &l->id);
     if (e < 0) remove_lock_file(r, &l->id);
     return e;
@@ -286,8 +311,7 @@ int cr_lock_acquire(cr_repo *r, bool exclusive, double retry_seconds, cr_lock **
     if (e == 0 && pthread_create(&l->refresher, NULL, refresh_loop, l) == 0) l->refresher_running = true;
     if (e == 0 && defer && !l->refresher_running) {
         l->unconfirmed = false; /* no thread for it: look now */
-        struct timespec delay = {0, CHECK_DELAY_NS};
-        nanosleep(&delay, NULL);
+        sleep_ns(check_delay_ns(r));
         if ((e = check_others(r, exclusive, &l->id)) < 0) remove_lock_file(r, &l->id);
     }
     if (e == 0) hold(l);
