@@ -54,7 +54,7 @@
 
 #define MiB (1024u * 1024u)
 #define RANGE_GAP_MAX (1 * MiB)     /* read across gaps up to this size    */
-#define RANGE_MAX (4 * MiB)        /* one read, unless a blob is larger   */
+#define RANGE_MAX (4 * MiB)         /* one read, unless a blob is larger   */
 #define BATCH_PLAIN_MAX (1 * MiB)   /* decompressed bytes held before writing */
 #define BIG_BLOB (256 * 1024)       /* written alone, from one buffer      */
 #define BLOB_MAX (128u * MiB)       /* larger index entries are refused    */
@@ -1516,7 +1516,7 @@ static bool group_full(const worker *w, size_t rest)
 
 /* Check and queue the open group.  Small blobs are gathered (adjacent ones
  * of a file go out in one pwritev); big ones go out with their group, so
- * memory stays at two ranges, one batch and one group. */
+ * memory stays at one range, one batch and one group (plus a carried one). */
 static int close_group(worker *w)
 {
     CR_TRY(finish_group(w, w->g, w->ng));
