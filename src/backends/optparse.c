@@ -76,6 +76,8 @@ static double unit_seconds(const char *u, size_t n)
     return -1;
 }
 
+#define GO_DURATION_MAX_SECONDS 9223372036.854775807
+
 int cr_parse_go_duration(const char *s, double *seconds)
 {
     const char *p = s;
@@ -98,6 +100,9 @@ int cr_parse_go_duration(const char *s, double *seconds)
         double mult = unit_seconds(unit, (size_t)(p - unit));
         if (mult < 0) goto bad;
         total += v * mult;
+        /* Go refuses what overflows its int64 nanoseconds (~292 years);
+         * so do we, before the sum can become infinite */
+        if (!(total <= GO_DURATION_MAX_SECONDS)) goto bad;
     }
     *seconds = total;
     return 0;

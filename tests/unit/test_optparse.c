@@ -64,7 +64,12 @@ static void test_duration(void **state)
     assert_true(s == 123);
     assert_int_equal(cr_parse_go_duration("10us", &s), 0);
     assert_int_equal(cr_parse_go_duration("10\xc2\xb5s", &s), 0);
-    const char *bad[] = {"", "1", "m", "-1s", "1x", "1e3s", "0x10s", ".s", "1m ", " 1m", "1..2s", "soon", "inf", "nan"};
+    assert_int_equal(cr_parse_go_duration("2562047h", &s), 0); /* Go's largest whole hours */
+    assert_true(s == 2562047.0 * 3600);
+    const char *bad[] = {"", "1", "m", "-1s", "1x", "1e3s", "0x10s", ".s", "1m ", " 1m", "1..2s", "soon", "inf", "nan",
+                         "2562048h", "9999999999999999999999us",
+                         /* found by fuzz_optparse: 497 digits of microseconds were infinite seconds */
+                         "66666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666660\xc2\xb5s"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(cr_parse_go_duration(bad[i], &s), CR_E_USAGE);
 }
