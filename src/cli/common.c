@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "backends/http.h"
+#include "backends/optparse.h"
 #include "util/cleanup.h"
 #include "util/error.h"
 #include "util/json.h"
@@ -362,23 +363,14 @@ int cr_cli_open_repo(cr_global *g, cr_repo **out)
 }
 
 /* "5m", "2h", "30s", "1h30m" -> seconds. */
-static int parse_duration(const char *s, double *out)
+/* --retry-lock takes a Go duration (time.ParseDuration); a negative one
+ * means no retries, as in restic. */
+static int parse_retry_lock(const char *s, double *out)
 {
-    double total = 0;
-    while (*s) {
-        char *end;
-        double v = strtod(s, &end);
-        if (end == s) return cr_error(CR_E_USAGE, "invalid duration \"%s\"", s);
-        double unit = 1;
-        if (!strncmp(end, "ms", 2)) unit = 0.001, end += 2;
-        else if (*end == 's') unit = 1, end++;
-        else if (*end == 'm') unit = 60, end++;
-        else if (*end == 'h') unit = 3600, end++;
-        else if (*end) return cr_error(CR_E_USAGE, "invalid duration unit in \"%s\"", s);
-        total += v * unit;
-        s = end;
-    }
-    *out = total;
+    bool negative = *s == '-';
+    int e = cr_parse_go_duration(s + negative, out);
+    if (e < 0) return cr_error_ctx(e, "invalid argument \"%s\" for \"--retry-lock\" flag", s);
+    if (negative) *out = 0;
     return 0;
 }
 
@@ -388,7 +380,7 @@ int cr_cli_lock(cr_global *g, cr_repo *r, bool exclusive, cr_lock **out)
     if (g->no_lock) return 0;
     double retry = 0;
     if (g->retry_lock) {
-        int e = parse_duration(g->retry_lock, &retry);
+        int e = parse_retry_lock(g->retry_lock, &retry);
         if (e < 0) return cr_cli_fail(g, e);
     }
     int e = cr_lock_acquire(r, exclusive, retry, out);

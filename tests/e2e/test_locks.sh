@@ -17,6 +17,17 @@ expect_exit 0 "$CRESTIC" -r "$repo" --no-lock check
 expect_exit 0 "$CRESTIC" -r "$repo" snapshots
 expect_true "no lock of ours left behind" test "$(ls "$repo/locks" | wc -l)" = 1
 
+section "--retry-lock takes a Go duration"
+# (it used to take strtod numbers: "5", "1e3s" and "inf" passed)
+expect_exit 11 "$CRESTIC" -r "$repo" --retry-lock 300ms check
+expect_grep "$ERR" 'repository is already locked by PID 29071' "still locked after retrying"
+expect_exit 11 "$CRESTIC" -r "$repo" --retry-lock -1s check
+expect_grep "$ERR" 'repository is already locked by PID 29071' "a negative duration: no retries"
+for d in 5 1e3s inf 2562048h 1d; do
+    expect_exit 1 "$CRESTIC" -r "$repo" --retry-lock "$d" check
+    expect_grep "$ERR" "^Fatal: invalid argument \"$d\" for \"--retry-lock\" flag: invalid duration" "refused: $d"
+done
+
 section "unlock removes stale locks"
 expect_exit 0 "$CRESTIC" -r "$repo" unlock
 expect_grep "$OUT" '^successfully removed locks$' "restic's message"
