@@ -362,7 +362,6 @@ int cr_cli_open_repo(cr_global *g, cr_repo **out)
     return 0;
 }
 
-/* "5m", "2h", "30s", "1h30m" -> seconds. */
 /* --retry-lock takes a Go duration (time.ParseDuration); a negative one
  * means no retries, as in restic. */
 static int parse_retry_lock(const char *s, double *out)

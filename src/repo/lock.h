@@ -30,7 +30,8 @@ typedef struct cr_lock cr_lock; /* a lock we hold; refreshed in the background *
  * retry_seconds > 0 retries with back-off for that long.
  *
  * The second look for conflicting locks, 200 ms after ours is written (at
- * once where the backend lists new files at once: lock.c), is deferred for a non-exclusive lock without retries: it runs in the
+ * once where the backend lists new files at once: lock.c), is deferred for
+ * a non-exclusive lock without retries: it runs in the
  * background while the command reads, and the repository confirms it
  * (cr_lock_confirm) before it stores an index or a snapshot, the first
  * writes another process could be hurt by (packs nobody references are
